@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Freestanding link for the loader bins with the host target's precompiled `core`
+//! (see ../shared/design/TOOLCHAIN.md). `rustc-link-arg-bins` scopes every flag to this
+//! package's bins, so build scripts, the lib and host tools link normally.
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let script = format!("{dir}/../linker/pvh-boot.ld");
+    println!("cargo:rerun-if-changed={script}");
+    println!("cargo:rerun-if-changed=src/arch/x86_64/pvh.S");
+    for a in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie", // rustc passes -pie (the target's default); the last one wins
+        "-Wl,--build-id=none",
+        "-Wl,-z,norelro",
+        "-Wl,--no-dynamic-linker",
+        "-Wl,-z,max-page-size=4096",
+        "-Wl,--gc-sections",
+    ] {
+        println!("cargo:rustc-link-arg-bins={a}");
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
+}
