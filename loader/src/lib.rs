@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod abi;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod config;
