@@ -16,3 +16,4 @@ pub mod config;
 pub mod handoff;
 pub mod kernel;
 pub mod mem;
+pub mod platform;

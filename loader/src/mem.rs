@@ -19,3 +19,234 @@ pub struct E820Entry {
     pub size: u64,
     pub kind: u32,
 }
+
+/// Most disjoint free ranges the allocator tracks (memory maps have a few dozen entries).
+pub const MAX_REGIONS: usize = 128;
+/// Page size.
+pub const PAGE: u64 = 4096;
+
+/// A half-open physical range `[start, end)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Free guest RAM, page-granular, below a limit. Needs no heap (the heap is carved from it).
+#[derive(Clone, Debug)]
+pub struct RegionAllocator {
+    free: [Range; MAX_REGIONS],
+    len: usize,
+}
+
+fn align_up(v: u64, a: u64) -> Option<u64> {
+    debug_assert!(a.is_power_of_two());
+    v.checked_add(a - 1).map(|x| x & !(a - 1))
+}
+
+fn align_down(v: u64, a: u64) -> u64 {
+    v & !(a - 1)
+}
+
+impl RegionAllocator {
+    /// Free RAM = the `E820_RAM` entries, shrunk inward to whole pages, clipped to
+    /// `[0, limit)`, minus every non-RAM entry (maps can overlap).
+    pub fn from_e820(map: impl IntoIterator<Item = E820Entry> + Clone, limit: u64) -> RegionAllocator {
+        let mut a = RegionAllocator { free: [Range::default(); MAX_REGIONS], len: 0 };
+        for e in map.clone() {
+            if e.kind == E820_RAM {
+                let start = align_up(e.addr, PAGE).unwrap_or(u64::MAX);
+                let end = align_down(e.addr.saturating_add(e.size).min(limit), PAGE);
+                a.add(start, end);
+            }
+        }
+        for e in map {
+            if e.kind != E820_RAM {
+                a.reserve(e.addr, e.size);
+            }
+        }
+        a
+    }
+
+    fn add(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // Merge with whatever overlaps or touches, keep the list sorted.
+        let (mut s, mut e) = (start, end);
+        let mut out = [Range::default(); MAX_REGIONS];
+        let mut n = 0;
+        let mut placed = false;
+        for r in &self.free[..self.len] {
+            if r.end < s {
+                out[n] = *r;
+                n += 1;
+            } else if r.start > e {
+                if !placed {
+                    out[n] = Range { start: s, end: e };
+                    n += 1;
+                    placed = true;
+                }
+                if n < MAX_REGIONS {
+                    out[n] = *r;
+                    n += 1;
+                }
+            } else {
+                s = s.min(r.start);
+                e = e.max(r.end);
+            }
+        }
+        if !placed && n < MAX_REGIONS {
+            out[n] = Range { start: s, end: e };
+            n += 1;
+        }
+        self.free = out;
+        self.len = n;
+    }
+
+    /// Remove `[addr, addr + len)` (rounded out to pages) from the free set.
+    pub fn reserve(&mut self, addr: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let s = align_down(addr, PAGE);
+        let e = align_up(addr.saturating_add(len), PAGE).unwrap_or(u64::MAX);
+        let mut out = [Range::default(); MAX_REGIONS];
+        let mut n = 0;
+        for r in &self.free[..self.len] {
+            for piece in [Range { start: r.start, end: r.end.min(s) }, Range { start: r.start.max(e), end: r.end }] {
+                if piece.start < piece.end && n < MAX_REGIONS {
+                    out[n] = piece;
+                    n += 1;
+                }
+            }
+        }
+        self.free = out;
+        self.len = n;
+    }
+
+    /// The free ranges, sorted.
+    pub fn free(&self) -> &[Range] {
+        &self.free[..self.len]
+    }
+
+    /// Total free bytes.
+    pub fn free_bytes(&self) -> u64 {
+        self.free().iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// Is `[addr, addr + len)` entirely free?
+    pub fn is_free(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else { return false };
+        self.free().iter().any(|r| r.start <= addr && end <= r.end)
+    }
+
+    /// Take `[addr, addr + len)` if it is free.
+    pub fn alloc_at(&mut self, addr: u64, len: u64) -> bool {
+        if self.is_free(addr, len) {
+            self.reserve(addr, len);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The highest `len` bytes aligned to `align` that end at or below `max_end`.
+    pub fn alloc_top(&mut self, len: u64, align: u64, max_end: u64) -> Option<u64> {
+        let align = align.max(PAGE);
+        let len = align_up(len.max(1), PAGE)?;
+        let found = self.free().iter().rev().find_map(|r| {
+            let end = r.end.min(max_end);
+            let start = align_down(end.checked_sub(len)?, align);
+            (start >= r.start).then_some(start)
+        })?;
+        self.reserve(found, len);
+        Some(found)
+    }
+
+    /// The lowest `len` bytes aligned to `align` that start at or above `min_start`.
+    pub fn alloc_bottom(&mut self, len: u64, align: u64, min_start: u64) -> Option<u64> {
+        let align = align.max(PAGE);
+        let len = align_up(len.max(1), PAGE)?;
+        let found = self.free().iter().find_map(|r| {
+            let start = align_up(r.start.max(min_start), align)?;
+            (start.checked_add(len)? <= r.end).then_some(start)
+        })?;
+        self.reserve(found, len);
+        Some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qemu_map() -> [E820Entry; 4] {
+        [
+            E820Entry { addr: 0, size: 0x9fc00, kind: E820_RAM },
+            E820Entry { addr: 0x9fc00, size: 0x400, kind: E820_RESERVED },
+            E820Entry { addr: 0x10_0000, size: 0x1ff0_0000, kind: E820_RAM },
+            E820Entry { addr: 0xfeff_c000, size: 0x4000, kind: E820_RESERVED },
+        ]
+    }
+
+    #[test]
+    fn from_e820_rounds_inward_and_clips() {
+        let map = [
+            E820Entry { addr: 0x100, size: 0x2000, kind: E820_RAM },
+            E820Entry { addr: 0x1_0000_0000 - 0x1000, size: 0x2000_0000, kind: E820_RAM },
+        ];
+        let a = RegionAllocator::from_e820(map, 1 << 32);
+        assert_eq!(a.free(), &[Range { start: 0x1000, end: 0x2000 }, Range { start: 0xffff_f000, end: 0x1_0000_0000 }]);
+    }
+
+    #[test]
+    fn reserved_overlapping_ram_is_removed() {
+        let map = [
+            E820Entry { addr: 0, size: 0x100_0000, kind: E820_RAM },
+            E820Entry { addr: 0x10_0800, size: 0x100, kind: E820_ACPI },
+        ];
+        let a = RegionAllocator::from_e820(map, 1 << 32);
+        assert_eq!(a.free(), &[Range { start: 0, end: 0x10_0000 }, Range { start: 0x10_1000, end: 0x100_0000 }]);
+    }
+
+    #[test]
+    fn top_bottom_at() {
+        let mut a = RegionAllocator::from_e820(qemu_map(), 1 << 32);
+        a.reserve(0, 0x10_0000);
+        let top = a.alloc_top(0x10_0000, 0x20_0000, u64::MAX).unwrap();
+        assert_eq!(top, 0x1fe0_0000);
+        assert!(!a.is_free(top, 1));
+        let bottom = a.alloc_bottom(0x3000, 0x20_0000, 0x10_0000).unwrap();
+        assert_eq!(bottom, 0x20_0000);
+        assert!(a.alloc_at(0x100_0000, 0x200_0000));
+        assert!(!a.alloc_at(0x100_0000, 0x1000));
+        // Below a cap (initrd_addr_max-style).
+        let capped = a.alloc_top(0x1000, PAGE, 0x80_0000).unwrap();
+        assert_eq!(capped, 0x7f_f000);
+        assert_eq!(a.alloc_top(0x4000_0000, PAGE, u64::MAX), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn allocations_never_overlap(sizes in proptest::collection::vec((1u64..0x40_0000, 0u32..3, proptest::bool::ANY), 1..40)) {
+            let mut a = RegionAllocator::from_e820(qemu_map(), 1 << 32);
+            let total = a.free_bytes();
+            let mut got: Vec<(u64, u64)> = Vec::new();
+            for (len, al, top) in sizes {
+                let align = [PAGE, 0x20_0000, 0x100_0000][al as usize];
+                let r = if top { a.alloc_top(len, align, u64::MAX) } else { a.alloc_bottom(len, align, 0) };
+                if let Some(s) = r {
+                    let l = align_up(len, PAGE).unwrap();
+                    proptest::prop_assert_eq!(s % align, 0);
+                    for &(os, ol) in &got {
+                        proptest::prop_assert!(s + l <= os || os + ol <= s, "overlap");
+                    }
+                    got.push((s, l));
+                }
+            }
+            let used: u64 = got.iter().map(|g| g.1).sum();
+            proptest::prop_assert!(a.free_bytes() <= total - used);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Console output when not on Xen: a 16550 UART at COM1 and the Bochs/QEMU debug port
+//! 0xe9 (`-debugcon`; on Xen HVM the same port reaches the hypervisor's log).
+
+use super::io::{inb, outb};
+
+const COM1: u16 = 0x3f8;
+const DEBUGCON: u16 = 0xe9;
+
+/// The early console. `Copy`, stateless: every write goes straight to the ports.
+#[derive(Clone, Copy, Debug)]
+pub struct SerialConsole {
+    com1: bool,
+}
+
+impl SerialConsole {
+    /// Program COM1 for 115200 8N1 (when `com1`) and return the console.
+    pub fn init(com1: bool) -> SerialConsole {
+        if com1 {
+            outb(COM1 + 1, 0x00); // IER: no interrupts
+            outb(COM1 + 3, 0x80); // LCR: DLAB on
+            outb(COM1, 0x01); // divisor 1 = 115200 baud
+            outb(COM1 + 1, 0x00);
+            outb(COM1 + 3, 0x03); // LCR: 8 data bits, no parity, 1 stop bit
+            outb(COM1 + 2, 0xc7); // FCR: FIFO on, cleared, 14-byte threshold
+            outb(COM1 + 4, 0x03); // MCR: DTR | RTS
+        }
+        SerialConsole { com1 }
+    }
+
+    fn putc(&self, c: u8) {
+        if self.com1 {
+            // Wait for THR empty, bounded so a missing UART (reads 0xff or 0) cannot hang us.
+            let mut spins = 0u32;
+            while inb(COM1 + 5) & 0x20 == 0 && spins < 100_000 {
+                spins += 1;
+            }
+            outb(COM1, c);
+        }
+        outb(DEBUGCON, c);
+    }
+}
+
+impl core::fmt::Write for SerialConsole {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.putc(b'\r');
+            }
+            self.putc(b);
+        }
+        Ok(())
+    }
+}
