@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod config;

@@ -3,13 +3,12 @@
 //! that tells the loader where it is and what its SHA-256 must be.
 //!
 //! The reader ([`ustar`]) is `no_std` and allocation-free so the loader and the fuzzers
-//! run the same code; the writer ([`writer`], feature `std`) is what `rxen-mkimage` uses.
-#![cfg_attr(not(any(test, feature = "std")), no_std)]
+//! run the same code; the writer is the
+//! separate `rxen-memdisk-writer` crate (std), which `rxen-mkimage` uses.
+#![cfg_attr(not(test), no_std)]
 
 pub mod header;
 pub mod ustar;
-#[cfg(feature = "std")]
-pub mod writer;
 
 pub use header::{HEADER_MAGIC, HEADER_PADDR, HEADER_VERSION, HeaderError, ImageHeader, MEMDISK_ALIGN};
 

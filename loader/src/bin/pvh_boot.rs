@@ -1,6 +1,339 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! pvh-boot (stub)
+//! `pvh-boot`: rxen's loader for PVH domains (Xen `type = "pvh"`, and QEMU, Firecracker,
+//! Cloud Hypervisor `-kernel`). Thin on purpose: entry asm, heap, console, panic, and the
+//! copies and jump that [`rxen_loader::boot`] plans.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use linked_list_allocator::LockedHeap;
+use rxen_loader::boot::{self, FileData, Files, ModuleData, Prepared};
+use rxen_loader::bootinfo::{PhysMem, StartInfo};
+use rxen_loader::cmdline::parse_domain_cmdline;
+use rxen_loader::config::policy::parse_policy;
+use rxen_loader::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
+use rxen_loader::handoff::start_info::build_start_info;
+use rxen_loader::mem::{E820Entry, RegionAllocator};
+use rxen_loader::platform::{acpi, io, serial::SerialConsole, xen_cpuid_base};
+use rxen_memdisk::ImageHeader;
+use rxen_memdisk::ustar::Archive;
+
+#[path = "../arch/x86_64/rt.rs"]
+mod rt;
+
+core::arch::global_asm!(include_str!("../arch/x86_64/pvh.S"), options(att_syntax));
+
+unsafe extern "C" {
+    /// Leave long mode and jump to a 32-bit entry (pvh.S).
+    fn rxen_enter32(entry: u32, ebx: u32, esi: u32) -> !;
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// Filled in by rxen-mkimage (memdisk/src/header.rs); placed at 0x100000 by the linker
+/// script. Always read through [`image_header`]: the compiler must not fold the constant.
+#[used]
+#[unsafe(link_section = ".rxen.header")]
+static RXEN_HEADER: ImageHeader = ImageHeader::EMPTY;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The heap: policy, configs, file lists. Kernels and initrds never go through it.
+const HEAP_SIZE: u64 = 8 << 20;
+const GIB4: u64 = 1 << 32;
+
+static COM1: AtomicBool = AtomicBool::new(true);
+static RSDP: AtomicU64 = AtomicU64::new(0);
+
+fn console() -> SerialConsole {
+    SerialConsole::init_quiet(COM1.load(Ordering::Relaxed))
+}
+
+macro_rules! say {
+    ($($t:tt)*) => {{ let _ = writeln!(console(), $($t)*); }};
+}
+
+/// Physical memory below 4 GiB, identity mapped by pvh.S.
+struct Phys;
+impl PhysMem for Phys {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), ()> {
+        match paddr.checked_add(buf.len() as u64) {
+            Some(end) if end <= GIB4 => {
+                // SAFETY: the range is below 4 GiB (identity mapped by pvh.S) and `buf` is
+                // loader memory, distinct from the firmware structure being read.
+                unsafe { io::read_phys(paddr, buf) };
+                Ok(())
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+fn image_header() -> ImageHeader {
+    // SAFETY: RXEN_HEADER is a 96-byte static; a volatile read sees the bytes mkimage
+    // wrote into the image rather than the constant the compiler knows.
+    let bytes: [u8; 96] = unsafe { core::ptr::read_volatile((&raw const RXEN_HEADER).cast::<[u8; 96]>()) };
+    ImageHeader::from_bytes(&bytes).unwrap_or(ImageHeader::EMPTY)
+}
+
+/// Stop the guest: QEMU isa-debug-exit, then ACPI S5, then a triple fault (QEMU
+/// `-no-reboot` exits on it; Xen destroys or restarts the domain per its config).
+fn poweroff(code: u8) -> ! {
+    io::outb(0xf4, code);
+    let rsdp = RSDP.load(Ordering::Relaxed);
+    if rsdp != 0 {
+        match acpi::find_poweroff(&Phys, rsdp) {
+            Some(acpi::PowerOff::Pm1aCnt(port)) => io::outw(port, 1 << 13), // SLP_EN, SLP_TYP 0 (QEMU's \_S5)
+            Some(acpi::PowerOff::SleepControl { addr, io: true }) if addr <= 0xffff => {
+                io::outb(addr as u16, (1 << 5) | (5 << 2)) // SLP_EN | SLP_TYP=5 (S5)
+            }
+            Some(acpi::PowerOff::SleepControl { addr, io: false }) if addr < GIB4 => {
+                // SAFETY: a one-byte MMIO register below 4 GiB (identity mapped) named by
+                // the FADT; writing SLP_EN|SLP_TYP is its documented use.
+                unsafe { core::ptr::write_volatile(addr as usize as *mut u8, (1 << 5) | (5 << 2)) }
+            }
+            _ => {}
+        }
+    }
+    let null_idt = [0u16; 5];
+    // SAFETY: loading an empty IDT and raising an exception triple-faults the CPU, which
+    // resets or stops the machine; nothing runs after this.
+    unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &null_idt, options(noreturn)) }
+}
+
+fn fatal(msg: impl core::fmt::Display) -> ! {
+    say!("rxen: fatal: {msg}");
+    say!("rxen: powering off");
+    poweroff(1)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
+    let on_xen = xen_cpuid_base().is_some();
+    COM1.store(!on_xen, Ordering::Relaxed);
+    let _ = SerialConsole::init(!on_xen);
+    say!("rxen {VERSION} pvh-boot{}", if on_xen { " (Xen)" } else { "" });
+
+    let si = StartInfo::read(&Phys, start_info_paddr as u64).unwrap_or_else(|e| fatal(e));
+    RSDP.store(si.raw.rsdp_paddr, Ordering::Relaxed);
+
+    // Free RAM, minus everything that must survive until the jump.
+    let mut ram_err = None;
+    let mut alloc = {
+        let mut entries = [E820Entry { addr: 0, size: 0, kind: 0 }; 128];
+        let mut n = 0;
+        if let Err(e) = si.for_each_memmap(&Phys, |e| {
+            if n < entries.len() {
+                entries[n] = e;
+                n += 1;
+            }
+        }) {
+            ram_err = Some(e);
+        }
+        RegionAllocator::from_e820(entries[..n].iter().copied(), GIB4)
+    };
+    if let Some(e) = ram_err {
+        fatal(e);
+    }
+    alloc.reserve(0, boot::LOW_MEMORY_END);
+    // Linker-defined symbols: only their addresses are taken.
+    let (img_start, img_end) = (&raw const __image_start as u64, &raw const __image_end as u64);
+    alloc.reserve(img_start, img_end - img_start);
+    let hdr = image_header();
+    alloc.reserve(hdr.memdisk_paddr, hdr.memdisk_len);
+    alloc.reserve(si.paddr, si.size());
+    let _ = si.for_each_module(&Phys, |m| alloc.reserve(m.paddr, m.size));
+
+    let heap = alloc.alloc_top(HEAP_SIZE, 1 << 21, GIB4).unwrap_or_else(|| fatal("no free RAM for an 8 MiB heap"));
+    // SAFETY: [heap, heap + HEAP_SIZE) is free RAM below 4 GiB, identity mapped, now
+    // reserved in the allocator, and used by nothing else.
+    unsafe { HEAP.lock().init(heap as usize as *mut u8, HEAP_SIZE as usize) };
+
+    let bi = si.parse(&Phys).unwrap_or_else(|e| fatal(e));
+    let domain = parse_domain_cmdline(&bi.cmdline);
+    for w in &domain.warnings {
+        say!("rxen: {w}");
+    }
+    if domain.options.debug {
+        say!("rxen: hvm_start_info v{} at {:#x}, cmdline {:?}", bi.version, si.paddr, bi.cmdline);
+        for e in &bi.memmap {
+            say!("rxen:   memmap {:#012x}-{:#012x} type {}", e.addr, e.addr + e.size, e.kind);
+        }
+        say!("rxen:   loader {:#x}-{:#x}, heap {:#x}", img_start, img_end, heap);
+    }
+
+    // The memdisk: checked before anything in it is believed.
+    let memdisk = if hdr.memdisk_len == 0 {
+        None
+    } else {
+        let end = hdr.memdisk_paddr.checked_add(hdr.memdisk_len);
+        if hdr.memdisk_paddr < img_end || end.is_none_or(|e| e > GIB4) {
+            fatal(format_args!("image header: memdisk at {:#x}+{:#x} is not where an image puts it", hdr.memdisk_paddr, hdr.memdisk_len));
+        }
+        // SAFETY: the ELF loader placed the memdisk PT_LOAD here (below 4 GiB, checked
+        // above); nothing writes it while the loader runs (reserved in the allocator).
+        let bytes = unsafe { io::phys_slice(hdr.memdisk_paddr, hdr.memdisk_len as usize) };
+        if let Err(e) = hdr.check(bytes) {
+            fatal(format_args!("{e}"));
+        }
+        say!("rxen: memdisk {} at {:#x}, sha256 ok", boot::size_str(hdr.memdisk_len), hdr.memdisk_paddr);
+        Some(Archive::new(bytes))
+    };
+
+    let modules: Vec<ModuleData> = bi
+        .modules
+        .iter()
+        .filter(|m| m.paddr.checked_add(m.size).is_some_and(|e| e <= GIB4))
+        // SAFETY: the domain builder loaded each module there (below 4 GiB, checked); it
+        // is reserved in the allocator, so nothing overwrites it.
+        .map(|m| ModuleData { paddr: m.paddr, data: unsafe { io::phys_slice(m.paddr, m.size as usize) } })
+        .collect();
+    let files = Files { memdisk, modules: &modules };
+
+    let policy_text = match &files.memdisk {
+        Some(md) => match md.file("rxen.toml") {
+            Ok(b) => core::str::from_utf8(b).unwrap_or_else(|_| fatal("rxen.toml: not UTF-8")),
+            Err(e) => fatal(e),
+        },
+        None => GENERIC_POLICY,
+    };
+    let policy = parse_policy(policy_text).unwrap_or_else(|e| fatal(e.in_file("rxen.toml")));
+    let order = boot::step_order(&policy, &domain).unwrap_or_else(|e| {
+        say!("rxen: {e}");
+        policy.order()
+    });
+
+    let mut tried: Vec<String> = Vec::new();
+    for i in order {
+        let label = boot::step_label(&policy, i);
+        say!("rxen: step {label}");
+        let attempt = boot::prepare_step(&policy.steps[i], &files, "memdisk", &domain)
+            .and_then(|p| launch(p, &mut alloc.clone(), &bi.memmap, bi.rsdp_paddr));
+        // launch() only returns on failure.
+        if let Err(e) = attempt {
+            say!("rxen: step {label} failed: {e}");
+            tried.push(alloc::format!("{label}: {e}"));
+        }
+    }
+    say!("rxen: nothing to boot; tried:");
+    for t in &tried {
+        say!("rxen:   {t}");
+    }
+    say!("rxen: powering off");
+    poweroff(2)
+}
+
+/// The shipped generic policy, used when the image has no memdisk.
+const GENERIC_POLICY: &str = include_str!("../../../configs/generic.toml");
+
+/// Place and enter a prepared kernel; returns only on failure.
+fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u64) -> Result<(), boot::BootError> {
+    match p {
+        Prepared::Linux { kernel, initrd, cmdline } => {
+            let setup_len = if e820.len() > 128 { 16 + (e820.len() as u64 - 128) * 20 } else { 0 };
+            let pl = boot::place_linux(alloc, &kernel, &initrd, cmdline.len(), setup_len)?;
+            say!(
+                "rxen: Linux {}, kernel at {:#x}, initrd {}",
+                boot::size_str(kernel.protected_mode().len() as u64),
+                pl.load_addr,
+                match pl.initrd {
+                    Some((a, l)) => alloc::format!("{} at {a:#x}", boot::size_str(l)),
+                    None => String::from("none"),
+                }
+            );
+            let bp = build_boot_params(&BootParamsConfig {
+                kernel: &kernel,
+                load_addr: pl.load_addr,
+                e820,
+                cmdline_paddr: pl.cmdline_paddr,
+                cmdline_len: cmdline.len(),
+                initrd: pl.initrd,
+                rsdp_paddr: rsdp,
+                setup_data_paddr: pl.setup_data_paddr,
+            })
+            .map_err(|e| boot::BootError(alloc::format!("boot_params: {e}")))?;
+            // Nothing can fail from here on: copy and jump.
+            copy_to(pl.load_addr, kernel.protected_mode());
+            if let (Some((addr, _)), true) = (pl.initrd, pl.initrd_copy) {
+                copy_parts(addr, &initrd);
+            }
+            let mut c = Vec::from(cmdline.as_bytes());
+            c.push(0);
+            copy_to(pl.cmdline_paddr, &c);
+            copy_to(pl.boot_params_paddr, &bp.zero_page[..]);
+            if !bp.setup_data.is_empty() {
+                copy_to(pl.setup_data_paddr, &bp.setup_data);
+            }
+            say!("rxen: booting: {cmdline}");
+            if kernel.supports_64bit_entry() {
+                // Linux 64-bit boot protocol: long mode, identity map covering the kernel,
+                // boot_params and cmdline (all below 4 GiB), CS = __BOOT_CS (0x10),
+                // DS/ES/SS = __BOOT_DS (0x18) as pvh.S set them, interrupts off,
+                // %rsi = boot_params; entry at load address + 0x200.
+                // SAFETY: the kernel image, boot_params and cmdline are in place as the
+                // protocol requires; control never returns.
+                unsafe {
+                    core::arch::asm!("cli", "jmp {entry}",
+                        entry = in(reg) pl.load_addr + 0x200, in("rsi") pl.boot_params_paddr,
+                        options(noreturn))
+                }
+            }
+            // SAFETY: 32-bit boot protocol: entry at code32_start (= load address),
+            // %esi = boot_params, below 4 GiB; rxen_enter32 never returns.
+            unsafe { rxen_enter32(pl.load_addr as u32, 0, pl.boot_params_paddr as u32) }
+        }
+        Prepared::Pvh { image, elf, initrd, cmdline } => {
+            let modules_len = if initrd.is_empty() { 0 } else { 1 };
+            // Size the blob with placeholder addresses, then build it for real.
+            let probe = build_start_info(0, &cmdline, &[(0, 0)][..modules_len], e820, rsdp);
+            let pl = boot::place_pvh(alloc, &elf, &initrd, probe.len() as u64)?;
+            let mods: Vec<(u64, u64)> = pl.initrd.into_iter().collect();
+            let blob = build_start_info(pl.start_info_paddr, &cmdline, &mods, e820, rsdp);
+            for s in &elf.segments {
+                let file = &image[s.offset as usize..(s.offset + s.filesz) as usize];
+                copy_to(s.paddr, file);
+                zero(s.paddr + s.filesz, s.memsz - s.filesz);
+            }
+            if let Some((addr, _)) = pl.initrd {
+                copy_parts(addr, &initrd);
+            }
+            copy_to(pl.start_info_paddr, &blob);
+            say!("rxen: booting PVH kernel at {:#x}: {cmdline}", elf.entry);
+            // SAFETY: segments, start info and initrd are placed; PVH ABI entry with
+            // %ebx = hvm_start_info; never returns.
+            unsafe { rxen_enter32(elf.entry, pl.start_info_paddr as u32, 0) }
+        }
+    }
+}
+
+fn copy_to(paddr: u64, data: &[u8]) {
+    // SAFETY: `paddr` was handed out by the RegionAllocator for at least `data.len()`
+    // bytes: free RAM below 4 GiB, identity mapped, referenced by nothing else.
+    unsafe { io::phys_slice_mut(paddr, data.len()) }.copy_from_slice(data);
+}
+
+fn zero(paddr: u64, len: u64) {
+    // SAFETY: as for copy_to: allocator-owned RAM below 4 GiB.
+    unsafe { io::phys_slice_mut(paddr, len as usize) }.fill(0);
+}
+
+fn copy_parts(mut paddr: u64, parts: &[FileData]) {
+    for p in parts {
+        copy_to(paddr, p.data);
+        paddr += p.data.len() as u64;
+    }
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    say!("rxen: PANIC: {info}");
+    poweroff(0x7f)
+}

@@ -28,6 +28,11 @@ impl SerialConsole {
         SerialConsole { com1 }
     }
 
+    /// The console without reprogramming the UART (after [`SerialConsole::init`]).
+    pub const fn init_quiet(com1: bool) -> SerialConsole {
+        SerialConsole { com1 }
+    }
+
     fn putc(&self, c: u8) {
         if self.com1 {
             // Wait for THR empty, bounded so a missing UART (reads 0xff or 0) cannot hang us.

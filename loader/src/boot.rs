@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One boot, from a policy step to a placed kernel: pure logic over byte slices and the
+//! [`RegionAllocator`]. The freestanding bin does the copies this module plans and the
+//! final jump; host tests run everything else.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use rxen_memdisk::ustar::Archive;
+
+use crate::cmdline::{DomainCmdline, kernel_cmdline};
+use crate::config::policy::{FilePath, KernelStep, Policy, Step, StepKind};
+use crate::handoff::boot_params::kernel_placement;
+use crate::kernel::bzimage::BzImage;
+use crate::kernel::elf::PvhElf;
+use crate::kernel::{Kernel, detect};
+use crate::mem::{PAGE, RegionAllocator};
+
+/// Below this the loader never places anything (BIOS data, firmware tables, start info).
+pub const LOW_MEMORY_END: u64 = 0x10_0000;
+/// Everything the loader places for the kernel lies below 4 GiB (identity map; 32-bit
+/// boot protocol pointers).
+pub const PLACE_LIMIT: u64 = 1 << 32;
+
+/// A step that failed, with why. Shown on the console; the next step runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootError(pub String);
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, BootError> {
+    Err(BootError(msg.into()))
+}
+
+/// A module the domain was given, as bytes in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleData<'a> {
+    pub paddr: u64,
+    pub data: &'a [u8],
+}
+
+/// Where files come from during one boot.
+#[derive(Clone, Copy, Debug)]
+pub struct Files<'a> {
+    /// The image's memdisk, when it has one.
+    pub memdisk: Option<Archive<'a>>,
+    /// PVH modules: `(module0)`, `(module1)`, ...
+    pub modules: &'a [ModuleData<'a>],
+}
+
+/// A file's bytes and, when they already sit in guest memory where they could be used in
+/// place, their physical address.
+#[derive(Clone, Copy, Debug)]
+pub struct FileData<'a> {
+    pub data: &'a [u8],
+    pub module_paddr: Option<u64>,
+}
+
+impl<'a> Files<'a> {
+    /// Read `path`; a path without a volume is looked up on `root` (only `memdisk` here).
+    pub fn read(&self, path: &FilePath, root: &str) -> Result<FileData<'a>, BootError> {
+        let volume = path.volume.as_deref().unwrap_or(root);
+        if volume == "memdisk" {
+            let Some(md) = &self.memdisk else { return err(format!("{path}: this image has no memdisk")) };
+            return match md.file(&path.path) {
+                Ok(data) => Ok(FileData { data, module_paddr: None }),
+                Err(e) => err(format!("{path}: {e}")),
+            };
+        }
+        if let Some(n) = volume.strip_prefix("module") {
+            let Ok(i) = n.parse::<usize>() else { return err(format!("{path}: bad module name")) };
+            return match self.modules.get(i) {
+                Some(m) if path.path.is_empty() || path.path == "/" => {
+                    Ok(FileData { data: m.data, module_paddr: Some(m.paddr) })
+                }
+                Some(_) => err(format!("{path}: a module is a whole file; write ({volume}) without a path")),
+                None => err(format!("{path}: the domain was given {} module(s)", self.modules.len())),
+            };
+        }
+        err(format!("{path}: volume ({volume}) not found (disk support comes with the disk issue)"))
+    }
+}
+
+/// A kernel ready to be placed.
+#[derive(Debug)]
+pub enum Prepared<'a> {
+    /// bzImage by the x86 boot protocol.
+    Linux { kernel: BzImage<'a>, initrd: Vec<FileData<'a>>, cmdline: String },
+    /// An ELF with `XEN_ELFNOTE_PHYS32_ENTRY`.
+    Pvh { image: &'a [u8], elf: PvhElf, initrd: Vec<FileData<'a>>, cmdline: String },
+}
+
+/// Resolve a kernel step's files and its command line.
+///
+/// When the step names no initrd and the domain was given a module (xl `ramdisk=`, QEMU
+/// `-initrd`), module 0 is the initrd.
+pub fn prepare_kernel_step<'a>(
+    step: &KernelStep,
+    files: &Files<'a>,
+    root: &str,
+    domain: &DomainCmdline,
+) -> Result<Prepared<'a>, BootError> {
+    let kfile = files.read(&step.kernel, root)?;
+    let mut initrd = Vec::new();
+    for p in &step.initrd {
+        initrd.push(files.read(p, root)?);
+    }
+    // Module 0 stands in for a missing initrd, unless it is the kernel itself.
+    if step.initrd.is_empty() && kfile.module_paddr.is_none() {
+        if let Some(m) = files.modules.first() {
+            initrd.push(FileData { data: m.data, module_paddr: Some(m.paddr) });
+        }
+    }
+    let cmdline = kernel_cmdline(&step.cmdline, domain);
+    match detect(kfile.data) {
+        Ok(Kernel::BzImage(kernel)) => Ok(Prepared::Linux { kernel, initrd, cmdline }),
+        Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile.data, elf, initrd, cmdline }),
+        Err(e) => err(format!("{}: {e}", step.kernel)),
+    }
+}
+
+/// Resolve a policy step.
+pub fn prepare_step<'a>(
+    step: &Step,
+    files: &Files<'a>,
+    root: &str,
+    domain: &DomainCmdline,
+) -> Result<Prepared<'a>, BootError> {
+    match &step.kind {
+        StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain),
+    }
+}
+
+/// The order to try steps in: `rxen.step=NAME` from the domain first, then the policy's.
+pub fn step_order(policy: &Policy, domain: &DomainCmdline) -> Result<Vec<usize>, BootError> {
+    let mut order = policy.order();
+    if let Some(want) = &domain.options.step {
+        let Some(i) = policy.steps.iter().position(|s| s.name.as_deref() == Some(want.as_str())) else {
+            return err(format!("rxen.step={want}: the policy has no step of that name"));
+        };
+        order.retain(|&j| j != i);
+        order.insert(0, i);
+    }
+    Ok(order)
+}
+
+/// A step's name for messages: its `name`, or `#N (line L)`.
+pub fn step_label(policy: &Policy, i: usize) -> String {
+    let s = &policy.steps[i];
+    match &s.name {
+        Some(n) => n.clone(),
+        None => format!("#{i} (line {})", s.line),
+    }
+}
+
+/// Where a bzImage and its companions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinuxPlacement {
+    /// Physical address of the protected-mode kernel.
+    pub load_addr: u64,
+    /// Bytes reserved from `load_addr` (init_size or the image, whichever is larger).
+    pub load_len: u64,
+    /// Initrd address and length; `copy` when its bytes must be copied there.
+    pub initrd: Option<(u64, u64)>,
+    pub initrd_copy: bool,
+    pub cmdline_paddr: u64,
+    pub boot_params_paddr: u64,
+    /// Where a `setup_data` chain goes (e820 maps over 128 entries).
+    pub setup_data_paddr: u64,
+}
+
+fn initrd_len(initrd: &[FileData]) -> u64 {
+    initrd.iter().map(|f| f.data.len() as u64).sum()
+}
+
+/// Plan a bzImage boot.
+pub fn place_linux(
+    alloc: &mut RegionAllocator,
+    kernel: &BzImage,
+    initrd: &[FileData],
+    cmdline_len: usize,
+    setup_data_len: u64,
+) -> Result<LinuxPlacement, BootError> {
+    let (pref, align, need, relocatable) = kernel_placement(kernel);
+    let align = align.max(PAGE);
+    let load_addr = if alloc.alloc_at(pref, need) {
+        pref
+    } else if relocatable {
+        // A relocatable x86_64 kernel still decompresses at or above LOAD_PHYSICAL_ADDR
+        // (= pref_address), so never place it lower than that.
+        match alloc.alloc_bottom(need, align, pref.max(LOW_MEMORY_END)) {
+            Some(a) => a,
+            None => return err(format!("kernel: no free RAM for {need:#x} bytes aligned to {align:#x} above {pref:#x}")),
+        }
+    } else {
+        return err(format!("kernel: not relocatable and {pref:#x}+{need:#x} is not free RAM"));
+    };
+
+    // initrd_addr_max is the address of the last byte the initrd may occupy.
+    let initrd_max_end = kernel.initrd_addr_max().saturating_add(1).min(PLACE_LIMIT);
+    let mut initrd_copy = false;
+    let initrd_place = match initrd {
+        [] => None,
+        [one] if one.module_paddr.is_some_and(|p| {
+            p % PAGE == 0 && p + one.data.len() as u64 <= initrd_max_end && !ranges_overlap(p, one.data.len() as u64, load_addr, need)
+        }) => Some((one.module_paddr.unwrap_or_default(), one.data.len() as u64)),
+        parts => {
+            let len = initrd_len(parts);
+            initrd_copy = true;
+            match alloc.alloc_top(len, PAGE, initrd_max_end) {
+                Some(a) => Some((a, len)),
+                None => return err(format!("initrd: no free RAM for {len} bytes below {initrd_max_end:#x}")),
+            }
+        }
+    };
+    let cmdline_paddr = alloc
+        .alloc_top(cmdline_len as u64 + 1, PAGE, PLACE_LIMIT)
+        .ok_or_else(|| BootError("cmdline: no free RAM".into()))?;
+    let boot_params_paddr =
+        alloc.alloc_top(PAGE, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("boot_params: no free RAM".into()))?;
+    let setup_data_paddr = if setup_data_len > 0 {
+        alloc.alloc_top(setup_data_len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("setup_data: no free RAM".into()))?
+    } else {
+        0
+    };
+    Ok(LinuxPlacement {
+        load_addr,
+        load_len: need,
+        initrd: initrd_place,
+        initrd_copy,
+        cmdline_paddr,
+        boot_params_paddr,
+        setup_data_paddr,
+    })
+}
+
+fn ranges_overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+    a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+/// Where a PVH ELF kernel and its start info go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PvhPlacement {
+    pub initrd: Option<(u64, u64)>,
+    pub start_info_paddr: u64,
+    pub start_info_len: u64,
+}
+
+/// Plan a PVH ELF boot: every PT_LOAD at its own physical address (which must be free),
+/// the initrd and the start info blob high.
+pub fn place_pvh(
+    alloc: &mut RegionAllocator,
+    elf: &PvhElf,
+    initrd: &[FileData],
+    start_info_len: u64,
+) -> Result<PvhPlacement, BootError> {
+    for s in &elf.segments {
+        if s.memsz == 0 {
+            continue;
+        }
+        if !alloc.alloc_at(s.paddr, s.memsz) {
+            return err(format!(
+                "PVH kernel: segment {:#x}+{:#x} is not free RAM (it overlaps the loader, the memdisk or firmware)",
+                s.paddr, s.memsz
+            ));
+        }
+    }
+    let initrd = match initrd_len(initrd) {
+        0 => None,
+        len => Some((
+            alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("initrd: no free RAM".into()))?,
+            len,
+        )),
+    };
+    let start_info_paddr =
+        alloc.alloc_top(start_info_len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("start info: no free RAM".into()))?;
+    Ok(PvhPlacement { initrd, start_info_paddr, start_info_len })
+}
+
+/// Human-readable size.
+pub fn size_str(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{}.{} MiB", n >> 20, ((n & 0xf_ffff) * 10) >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        n.to_string() + " B"
+    }
+}

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The boot policy, `rxen.toml` version 1: an ordered list of boot steps. The schema is
+//! documented in `docs/policy.md`; every key is checked here, and anything unknown or
+//! mistyped is an error naming its line and column.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::ConfigError;
+use super::toml::{self, Section, Spanned, Table, Value};
+
+/// The policy version this loader reads.
+pub const POLICY_VERSION: i64 = 1;
+/// Longest accepted `timeout`, in seconds (one day).
+pub const MAX_TIMEOUT: i64 = 86_400;
+
+/// A parsed policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// Always [`POLICY_VERSION`].
+    pub version: u32,
+    /// Seconds a menu waits before booting the default step (0: boot at once).
+    pub timeout: u32,
+    /// Index into `steps` of the step named by `default`.
+    pub default: Option<usize>,
+    /// The steps, in file order.
+    pub steps: Vec<Step>,
+}
+
+impl Policy {
+    /// The order steps are tried in: the default first, then the others in file order.
+    pub fn order(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.default.into_iter().collect();
+        v.extend((0..self.steps.len()).filter(|&i| Some(i) != self.default));
+        v
+    }
+}
+
+/// One boot step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Its `name`, unique in the policy.
+    pub name: Option<String>,
+    /// The line of its `[[step]]` header.
+    pub line: u32,
+    /// What it does.
+    pub kind: StepKind,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// `type = "kernel"`: boot this kernel.
+    Kernel(KernelStep),
+}
+
+/// A fixed kernel, its initrds and command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelStep {
+    pub kernel: FilePath,
+    /// Concatenated in order (Linux unpacks each cpio in turn).
+    pub initrd: Vec<FilePath>,
+    pub cmdline: String,
+}
+
+/// A file: `(VOLUME)/path`, `(VOLUME)` (a whole module), or `/path` on the root volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilePath {
+    /// `memdisk`, `module0`, ...; `None`: the root volume (the memdisk).
+    pub volume: Option<String>,
+    /// Absolute path on the volume, or empty for a whole volume.
+    pub path: String,
+}
+
+impl FilePath {
+    /// Parse the policy's path syntax; the error says what is wrong (no place).
+    pub fn parse(s: &str) -> Result<FilePath, String> {
+        let (volume, path) = if let Some(rest) = s.strip_prefix('(') {
+            let Some(end) = rest.find(')') else { return Err("`(` without `)` in a path".to_string()) };
+            let vol = &rest[..end];
+            if vol.is_empty() || !vol.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.,:=".contains(&c)) {
+                return Err(alloc::format!("`({vol})` is not a volume name (letters, digits, _-.,:=)"));
+            }
+            (Some(vol.to_string()), &rest[end + 1..])
+        } else {
+            (None, s)
+        };
+        if path.is_empty() && volume.is_none() {
+            return Err("empty path".to_string());
+        }
+        if !path.is_empty() && !path.starts_with('/') {
+            return Err(alloc::format!("`{s}`: paths are absolute, e.g. \"/vmlinuz\" or \"(memdisk)/vmlinuz\""));
+        }
+        if path.split('/').any(|c| c == "..") {
+            return Err(alloc::format!("`{s}`: `..` is not allowed in paths"));
+        }
+        if path.bytes().any(|c| c < 0x20) {
+            return Err("control character in a path".to_string());
+        }
+        Ok(FilePath { volume, path: path.to_string() })
+    }
+}
+
+impl fmt::Display for FilePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.volume {
+            Some(v) => write!(f, "({v}){}", self.path),
+            None => f.write_str(&self.path),
+        }
+    }
+}
+
+fn string<'a>(v: &'a Spanned<Value>, key: &str) -> Result<&'a str, ConfigError> {
+    match &v.value {
+        Value::String(s) => Ok(s),
+        other => Err(v.err(alloc::format!("`{key}` must be a string, not {}", other.type_name()))),
+    }
+}
+
+fn file_path(v: &Spanned<Value>, key: &str) -> Result<FilePath, ConfigError> {
+    FilePath::parse(string(v, key)?).map_err(|m| v.err(alloc::format!("`{key}`: {m}")))
+}
+
+fn integer(v: &Spanned<Value>, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    match &v.value {
+        Value::Integer(i) if (min..=max).contains(i) => Ok(*i),
+        Value::Integer(i) => Err(v.err(alloc::format!("`{key}` = {i} is out of range ({min}..={max})"))),
+        other => Err(v.err(alloc::format!("`{key}` must be an integer, not {}", other.type_name()))),
+    }
+}
+
+fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError {
+    k.err(alloc::format!("unknown key `{}` {place} (known: {})", k.value, known.join(", ")))
+}
+
+const TOP_KEYS: &[&str] = &["version", "timeout", "default"];
+const STEP_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "cmdline"];
+
+/// Parse and check a policy.
+pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
+    let doc = toml::parse(text)?;
+    let root = &doc.root;
+    for (k, _) in &root.entries {
+        if !TOP_KEYS.contains(&k.value.as_str()) {
+            return Err(unknown_key(k, TOP_KEYS, "at the top level"));
+        }
+    }
+    let Some(v) = root.get("version") else {
+        return Err(ConfigError::new(1, 1, alloc::format!("missing `version = {POLICY_VERSION}` at the top")));
+    };
+    let version = match &v.value {
+        Value::Integer(POLICY_VERSION) => POLICY_VERSION as u32,
+        Value::Integer(n) => {
+            return Err(v.err(alloc::format!(
+                "policy version {n} is not supported: this loader reads version {POLICY_VERSION}"
+            )));
+        }
+        other => return Err(v.err(alloc::format!("`version` must be an integer, not {}", other.type_name()))),
+    };
+    let timeout = match root.get("timeout") {
+        Some(v) => integer(v, "timeout", 0, MAX_TIMEOUT)? as u32,
+        None => 0,
+    };
+
+    let mut steps = Vec::new();
+    for s in &doc.sections {
+        match s {
+            Section::ArrayElement(name, t) if name.value == "step" => steps.push(parse_step(t)?),
+            Section::ArrayElement(name, _) | Section::Table(name, _) => {
+                let how = if matches!(s, Section::Table(..)) { "[table]" } else { "[[array]]" };
+                return Err(name.err(alloc::format!("unknown {how} `{}` (a policy has only [[step]])", name.value)));
+            }
+        }
+    }
+    for (i, s) in steps.iter().enumerate() {
+        if let Some(n) = &s.name {
+            if let Some(first) = steps[..i].iter().find(|p| p.name.as_ref() == Some(n)) {
+                return Err(ConfigError::new(
+                    s.line,
+                    1,
+                    alloc::format!("step name {n:?} is used twice (first at line {})", first.line),
+                ));
+            }
+        }
+    }
+    let default = match root.get("default") {
+        None => None,
+        Some(v) => {
+            let want = string(v, "default")?;
+            match steps.iter().position(|s| s.name.as_deref() == Some(want)) {
+                Some(i) => Some(i),
+                None => return Err(v.err(alloc::format!("`default` = {want:?}: no step has that name"))),
+            }
+        }
+    };
+    Ok(Policy { version, timeout, default, steps })
+}
+
+fn parse_step(t: &Table) -> Result<Step, ConfigError> {
+    for (k, _) in &t.entries {
+        if !STEP_KEYS.contains(&k.value.as_str()) {
+            return Err(unknown_key(k, STEP_KEYS, "in [[step]]"));
+        }
+    }
+    let here = ConfigError::new(t.line, t.col, "");
+    let Some(ty) = t.get("type") else {
+        return Err(ConfigError { msg: "[[step]] without `type` (e.g. type = \"kernel\")".into(), ..here });
+    };
+    let name = match t.get("name") {
+        None => None,
+        Some(v) => {
+            let n = string(v, "name")?;
+            if n.is_empty() || n.bytes().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+                return Err(v.err("`name` must be non-empty, without spaces (rxen.step=NAME selects it)"));
+            }
+            Some(n.to_string())
+        }
+    };
+    let kind = match string(ty, "type")? {
+        "kernel" => {
+            let Some(k) = t.get("kernel") else {
+                return Err(ConfigError { msg: "kernel step without `kernel`".into(), ..here });
+            };
+            let kernel = file_path(k, "kernel")?;
+            let initrd = match t.get("initrd") {
+                None => Vec::new(),
+                Some(v @ Spanned { value: Value::Array(items), .. }) => {
+                    if items.is_empty() {
+                        return Err(v.err("`initrd` = []: leave the key out for no initrd"));
+                    }
+                    items.iter().map(|i| file_path(i, "initrd")).collect::<Result<_, _>>()?
+                }
+                Some(v) => alloc::vec![file_path(v, "initrd")?],
+            };
+            let cmdline = match t.get("cmdline") {
+                None => String::new(),
+                Some(v) => {
+                    let c = string(v, "cmdline")?;
+                    if c.bytes().any(|b| b < 0x20) {
+                        return Err(v.err("`cmdline` must be one line without control characters"));
+                    }
+                    c.to_string()
+                }
+            };
+            StepKind::Kernel(KernelStep { kernel, initrd, cmdline })
+        }
+        other => return Err(ty.err(alloc::format!("unknown step type {other:?} (this loader knows: \"kernel\")"))),
+    };
+    Ok(Step { name, line: t.line, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_policy() {
+        let p = parse_policy(
+            "version = 1\ntimeout = 5\ndefault = \"b\"\n\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/vmlinuz\"\n\
+             \n[[step]]\ntype = \"kernel\"\nname = \"b\"\nkernel = \"(memdisk)/boot/vmlinuz\"\ninitrd = [\"(module0)\", \"/i2\"]\ncmdline = \"console=hvc0\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.timeout, 5);
+        assert_eq!(p.default, Some(1));
+        assert_eq!(p.order(), [1, 0]);
+        assert_eq!(p.steps[0].line, 5);
+        let StepKind::Kernel(k) = &p.steps[1].kind;
+        assert_eq!(k.kernel, FilePath { volume: Some("memdisk".into()), path: "/boot/vmlinuz".into() });
+        assert_eq!(k.kernel.to_string(), "(memdisk)/boot/vmlinuz");
+        assert_eq!(k.initrd[0].to_string(), "(module0)");
+        assert_eq!(k.initrd[1], FilePath { volume: None, path: "/i2".into() });
+        assert_eq!(k.cmdline, "console=hvc0");
+    }
+
+    #[test]
+    fn initrd_string_and_defaults() {
+        let p = parse_policy("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\ninitrd = \"/i\"\n").unwrap();
+        let StepKind::Kernel(k) = &p.steps[0].kind;
+        assert_eq!(k.initrd.len(), 1);
+        assert_eq!(k.cmdline, "");
+        assert_eq!((p.timeout, p.default), (0, None));
+        assert_eq!(p.order(), [0]);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = |t: &str| parse_policy(t).unwrap_err().to_string();
+        assert_eq!(e(""), "1:1: missing `version = 1` at the top");
+        assert_eq!(e("version = 2\n"), "1:11: policy version 2 is not supported: this loader reads version 1");
+        assert_eq!(e("version = \"1\"\n"), "1:11: `version` must be an integer, not a string");
+        assert_eq!(e("version = 1\ntimout = 3\n"), "2:1: unknown key `timout` at the top level (known: version, timeout, default)");
+        assert_eq!(e("version = 1\ntimeout = -1\n"), "2:11: `timeout` = -1 is out of range (0..=86400)");
+        assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has only [[step]])");
+        assert_eq!(e("version = 1\n[[step]]\nkernel = \"/k\"\n"), "2:1: [[step]] without `type` (e.g. type = \"kernel\")");
+        assert_eq!(e("version = 1\n[[step]]\ntype = \"chain\"\n"), "3:8: unknown step type \"chain\" (this loader knows: \"kernel\")");
+        assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\n"), "2:1: kernel step without `kernel`");
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"vmlinuz\"\n"),
+            "4:10: `kernel`: `vmlinuz`: paths are absolute, e.g. \"/vmlinuz\" or \"(memdisk)/vmlinuz\""
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\ninitrd = [\"/a\", 3]\n"),
+            "5:17: `initrd` must be a string, not an integer"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\nkernal = 1\n"),
+            "5:1: unknown key `kernal` in [[step]] (known: type, name, kernel, initrd, cmdline)"
+        );
+        assert_eq!(
+            e("version = 1\ndefault = \"x\"\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\n"),
+            "2:11: `default` = \"x\": no step has that name"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n"),
+            "6:1: step name \"a\" is used twice (first at line 2)"
+        );
+        assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"(a)b\"\n").split(':').next(), Some("4"));
+    }
+
+    #[test]
+    fn in_file_prefixes_the_name() {
+        let err = parse_policy("version = 3\n").unwrap_err();
+        assert!(err.in_file("rxen.toml").starts_with("rxen.toml:1:11: policy version 3"));
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        for (name, text) in [
+            ("generic.toml", include_str!("../../../configs/generic.toml")),
+            ("fixed-kernel.toml", include_str!("../../../configs/fixed-kernel.toml")),
+        ] {
+            parse_policy(text).unwrap_or_else(|e| panic!("{}", e.in_file(name)));
+        }
+    }
+}

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The `rxen-mkimage` command line: `build`, `inspect`, `verify`.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::assemble::{self, MEMDISK_VOLUME, Memdisk, POLICY_PATH};
+use crate::image::{self, ImageInfo};
+use rxen_loader::config::policy::{Policy, StepKind};
+
+/// Where the loader is looked for when `--loader` is not given, after `pvh-boot` next to
+/// the `rxen-mkimage` executable.
+pub const SYSTEM_LOADER: &str = "/usr/lib/rxen/pvh-boot.bin";
+
+/// Build, inspect and verify rxen boot images.
+#[derive(Parser, Debug)]
+#[command(name = "rxen-mkimage", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build a boot image: the loader plus a memdisk holding a boot policy and files.
+    Build(BuildArgs),
+    /// Describe an image (or a plain loader): ELF, Xen notes, image header, memdisk, policy.
+    Inspect {
+        /// The image.
+        image: PathBuf,
+    },
+    /// Check an image: ELF layout, header, memdisk checksum, archive, policy, kernels.
+    Verify {
+        /// The image.
+        image: PathBuf,
+    },
+}
+
+/// `rxen-mkimage build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Write the image here (atomically: a temporary file in the same directory, renamed).
+    #[arg(short, long, value_name = "IMAGE")]
+    pub output: PathBuf,
+    /// The plain loader (pvh-boot). Default: pvh-boot next to rxen-mkimage, else
+    /// /usr/lib/rxen/pvh-boot.bin.
+    #[arg(long, value_name = "PATH")]
+    pub loader: Option<PathBuf>,
+    /// Boot policy; stored as rxen.toml in the memdisk.
+    #[arg(long, value_name = "FILE", conflicts_with = "kernel")]
+    pub config: Option<PathBuf>,
+    /// Add host file HOST to the memdisk at path GUEST (e.g. boot/vmlinuz=/tmp/vmlinuz).
+    #[arg(long = "add", value_name = "GUEST=HOST", value_parser = parse_add)]
+    pub add: Vec<AddSpec>,
+    /// Shortcut: add HOST as vmlinuz and generate an rxen.toml booting it.
+    #[arg(long, value_name = "HOST")]
+    pub kernel: Option<PathBuf>,
+    /// With --kernel: an initrd (initrd.img; several: initrd0.img, initrd1.img, ...).
+    #[arg(long, value_name = "HOST", requires = "kernel")]
+    pub initrd: Vec<PathBuf>,
+    /// With --kernel: the kernel command line.
+    #[arg(long, value_name = "STR", requires = "kernel")]
+    pub cmdline: Option<String>,
+}
+
+/// One `--add GUEST=HOST`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddSpec {
+    /// Path in the memdisk.
+    pub guest: String,
+    /// Host file.
+    pub host: PathBuf,
+}
+
+fn parse_add(s: &str) -> Result<AddSpec, String> {
+    let (guest, host) = s.split_once('=').ok_or("expected GUEST=HOST")?;
+    if host.is_empty() {
+        return Err("expected GUEST=HOST: HOST is empty".into());
+    }
+    let guest = assemble::normalize_path(guest).map_err(|e| e.to_string())?;
+    Ok(AddSpec { guest, host: PathBuf::from(host) })
+}
+
+/// Run the tool with `args` (`args[0]` is the program name); returns the exit code.
+/// Usage errors are reported by clap (exit code 2).
+pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    let cli = Cli::parse_from(args);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rxen-mkimage: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build(args) => build(&args),
+        Command::Inspect { image } => {
+            let bytes = read(&image)?;
+            let text = inspect(&image.display().to_string(), &bytes)?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Verify { image } => {
+            let bytes = read(&image)?;
+            let name = image.display().to_string();
+            let note = verify(&bytes).map_err(|e| anyhow!("{name}: {e:#}"))?;
+            println!("{name}: ok{note}");
+            Ok(())
+        }
+    }
+}
+
+/// Read a whole file; errors name the file and give the OS error.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| path.display().to_string())
+}
+
+/// The loader to use: `--loader`, else `pvh-boot` next to this executable, else
+/// [`SYSTEM_LOADER`].
+fn find_loader(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let mut tried = Vec::new();
+    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+        let p = dir.join("pvh-boot");
+        if p.is_file() {
+            return Ok(p);
+        }
+        tried.push(p);
+    }
+    let p = PathBuf::from(SYSTEM_LOADER);
+    if p.is_file() {
+        return Ok(p);
+    }
+    tried.push(p);
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "pvh-boot: no loader found (tried {}): give --loader PATH \
+         (cargo build --release -p rxen-loader builds target/release/pvh-boot)",
+        tried.join(", ")
+    )
+}
+
+/// Add host file `host` to the memdisk at `guest`, keeping the memdisk under its limit.
+fn add_host_file(md: &mut Memdisk, guest: &str, host: &Path) -> Result<()> {
+    let data = read(host)?;
+    let total = md.content_len() + data.len() as u64;
+    if total > image::MEMDISK_LIMIT {
+        // Fail before reading more: the archive can only be larger than its contents.
+        image::check_memdisk_size(total, image::MEMDISK_LIMIT).with_context(|| host.display().to_string())?;
+    }
+    md.add(guest, data, host.display().to_string())
+}
+
+/// `rxen-mkimage build`.
+pub fn build(args: &BuildArgs) -> Result<()> {
+    let loader_path = find_loader(args.loader.as_deref())?;
+    let loader_name = loader_path.display().to_string();
+    let loader = read(&loader_path)?;
+    // Refuse a bad loader before reading the inputs.
+    image::read_image(&loader).context(loader_name.clone())?;
+
+    let mut md = Memdisk::new();
+    if let Some(config) = &args.config {
+        add_host_file(&mut md, POLICY_PATH, config)?;
+    }
+    if let Some(kernel) = &args.kernel {
+        add_host_file(&mut md, "vmlinuz", kernel)?;
+        let names = assemble::initrd_names(args.initrd.len());
+        for (name, host) in names.iter().zip(&args.initrd) {
+            add_host_file(&mut md, name, host)?;
+        }
+        let text = assemble::generated_policy(&names, args.cmdline.as_deref().unwrap_or(""))?;
+        md.add(POLICY_PATH, text.into_bytes(), "rxen.toml (generated)")?;
+    }
+    for a in &args.add {
+        add_host_file(&mut md, &a.guest, &a.host)?;
+    }
+    md.check_policy()?;
+
+    let memdisk = md.finish()?;
+    let out_name = args.output.display().to_string();
+    image::check_memdisk_size(memdisk.len() as u64, image::MEMDISK_LIMIT).context(out_name)?;
+    let img = image::build_image(&loader, &memdisk).context(loader_name)?;
+    write_atomic(&args.output, &img)
+}
+
+/// Write `data` to `path` atomically: `.NAME.tmp.PID` in the same directory, fsync,
+/// rename, mode 0755. On error neither the output nor the temporary file is left.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path.display().to_string();
+    let file_name = path.file_name().ok_or_else(|| anyhow!("{name}: not a file name"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&tmp)?;
+        f.write_all(data)?;
+        // The umask may have cleared bits: 0755 regardless.
+        f.set_permissions(fs::Permissions::from_mode(0o755))?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    };
+    // A temporary file of ours from an earlier run with the same pid is stale.
+    let _ = fs::remove_file(&tmp);
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).context(name);
+    }
+    // Make the rename durable; failing here does not undo the (complete) image.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The memdisk's entries: (path, contents), in archive order.
+pub fn memdisk_entries(bytes: &[u8]) -> Result<Vec<(String, &[u8])>> {
+    let archive = rxen_memdisk::ustar::Archive::new(bytes);
+    let mut out = Vec::new();
+    for entry in archive.entries() {
+        let entry = entry.map_err(|e| anyhow!("memdisk: {e}"))?;
+        out.push((entry.path().to_string(), entry.data()));
+    }
+    Ok(out)
+}
+
+fn lookup<'a>(entries: &[(String, &'a [u8])], path: &str) -> Option<&'a [u8]> {
+    let path = path.trim_start_matches('/');
+    entries.iter().find(|(p, _)| p.trim_start_matches('/') == path).map(|(_, d)| *d)
+}
+
+/// One line describing a kernel step.
+fn step_summary(policy: &Policy) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, step) in policy.steps.iter().enumerate() {
+        let name = step.name.as_deref().unwrap_or("(unnamed)");
+        #[allow(unreachable_patterns)]
+        let what = match &step.kind {
+            StepKind::Kernel(k) => {
+                let mut s = format!("kernel {}", k.kernel);
+                for i in &k.initrd {
+                    let _ = write!(s, ", initrd {i}");
+                }
+                let _ = write!(s, ", cmdline {:?}", k.cmdline);
+                s
+            }
+            _ => "(a step this tool does not describe)".to_owned(),
+        };
+        lines.push(format!("{}. {name} (line {}): {what}", i + 1, step.line));
+    }
+    lines
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `rxen-mkimage inspect`: a description of `bytes` (an image or a plain loader).
+pub fn inspect(name: &str, bytes: &[u8]) -> Result<String> {
+    let info = image::read_image(bytes).context(name.to_owned())?;
+    let mut o = String::new();
+    describe_elf(&mut o, name, &info);
+
+    let _ = writeln!(o, "image header (at {:#x}, file offset {:#x}):", rxen_memdisk::HEADER_PADDR, info.header_offset);
+    let Some(md) = info.memdisk else {
+        let _ = writeln!(o, "  no memdisk: a plain loader (it boots with its built-in generic policy)");
+        return Ok(o);
+    };
+    let h = &info.header;
+    let _ = writeln!(o, "  memdisk paddr {:#x}, {} bytes", h.memdisk_paddr, h.memdisk_len);
+    let ok = info.checksum_ok() == Some(true);
+    let _ = writeln!(
+        o,
+        "  sha256 {} ({})",
+        hex(&h.sha256),
+        if ok { "matches the memdisk" } else { "DOES NOT MATCH the memdisk: the image is corrupt" }
+    );
+
+    let entries = match memdisk_entries(md.bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = writeln!(o, "memdisk: unreadable: {e:#}");
+            return Ok(o);
+        }
+    };
+    let _ = writeln!(o, "memdisk ({} files):", entries.len());
+    let width = entries.iter().map(|(_, d)| d.len().to_string().len()).max().unwrap_or(1);
+    let kernels = policy_kernels(&entries);
+    for (path, data) in &entries {
+        let _ = write!(o, "  {:>width$}  {path}", data.len());
+        match rxen_loader::kernel::detect(data) {
+            Ok(k) => {
+                let _ = write!(o, "  [{k}]");
+            }
+            Err(e) if kernels.iter().any(|k| k == path.trim_start_matches('/')) => {
+                let _ = write!(o, "  [not a bootable kernel: {e}]");
+            }
+            Err(_) => {}
+        }
+        o.push('\n');
+    }
+
+    match lookup(&entries, POLICY_PATH) {
+        None => {
+            let _ = writeln!(o, "policy: no {POLICY_PATH} in the memdisk");
+        }
+        Some(text) => {
+            let _ = writeln!(o, "policy ({POLICY_PATH}):");
+            for line in String::from_utf8_lossy(text).lines() {
+                let _ = writeln!(o, "  | {line}");
+            }
+            match assemble::parse_policy_bytes(text, POLICY_PATH) {
+                Ok(policy) => {
+                    let _ = writeln!(o, "steps:");
+                    for line in step_summary(&policy) {
+                        let _ = writeln!(o, "  {line}");
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(o, "policy error: {e:#}");
+                }
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The memdisk paths the memdisk's policy names as kernels.
+fn policy_kernels(entries: &[(String, &[u8])]) -> Vec<String> {
+    let Some(policy) = lookup(entries, POLICY_PATH).and_then(|t| assemble::parse_policy_bytes(t, POLICY_PATH).ok())
+    else {
+        return Vec::new();
+    };
+    #[allow(unreachable_patterns)]
+    policy
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Kernel(k) => assemble::memdisk_path(&k.kernel).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+fn describe_elf(o: &mut String, name: &str, info: &ImageInfo<'_>) {
+    let _ = writeln!(o, "{name}: ELF64 x86_64 EXEC, entry {:#x}", info.entry);
+    let _ = writeln!(o, "program headers ({} at file offset {:#x}):", info.phdrs.len(), info.phoff);
+    let _ = writeln!(
+        o,
+        "  {:<12} {:>10} {:>18} {:>10} {:>10} {:<5}",
+        "type", "offset", "paddr", "filesz", "memsz", "flags"
+    );
+    for (i, p) in info.phdrs.iter().enumerate() {
+        let mark = match &info.memdisk {
+            Some(m) if m.phdr_index == i => "  (memdisk)",
+            _ => "",
+        };
+        let _ = writeln!(
+            o,
+            "  {:<12} {:>#10x} {:>#18x} {:>#10x} {:>#10x} {:<5}{mark}",
+            image::type_name(p.p_type),
+            p.p_offset,
+            p.p_paddr,
+            p.p_filesz,
+            p.p_memsz,
+            image::flags_str(p.p_flags)
+        );
+    }
+    if info.xen_notes.is_empty() {
+        let _ = writeln!(o, "Xen notes: none");
+    } else {
+        let _ = writeln!(o, "Xen notes:");
+        for n in &info.xen_notes {
+            let _ = writeln!(o, "  {n}");
+        }
+    }
+}
+
+/// `rxen-mkimage verify`: `Ok(note)` when `bytes` is a sound image (`note` is appended
+/// to "ok"), else the first problem.
+pub fn verify(bytes: &[u8]) -> Result<String> {
+    let info = image::read_image(bytes)?;
+    image::check_image(&info)?;
+    let Some(md) = info.memdisk else {
+        return Ok(" (a plain loader: no memdisk)".to_owned());
+    };
+    let entries = memdisk_entries(md.bytes)?;
+    let text = lookup(&entries, POLICY_PATH).ok_or_else(|| anyhow!("the memdisk has no {POLICY_PATH}"))?;
+    let policy = assemble::parse_policy_bytes(text, POLICY_PATH)?;
+    assemble::check_policy_files(&policy, POLICY_PATH, |p| {
+        lookup(&entries, p).map(|d| (d, format!("({MEMDISK_VOLUME})/{p}")))
+    })?;
+    Ok(String::new())
+}
