@@ -1,2 +1,202 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Helpers for the end-to-end tests in `tests/e2e/` (stub).
+//! Harness for the end-to-end tests in `tests/e2e/`: the release-built `pvh-boot` and
+//! `rxen-mkimage`, the cached Debian kernel and busybox initramfs, and QEMU (TCG) runs
+//! that always end: the guest powers off, exits through `isa-debug-exit`, or is killed
+//! at the deadline (which the caller sees as `timed_out`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The marker the sample initramfs prints once Linux runs its /init.
+pub const MARKER: &str = "RXEN-GUEST-MARKER: booted";
+/// The prefix of the line the sample /init prints with `/proc/cmdline`.
+pub const CMDLINE_PREFIX: &str = "RXEN-CMDLINE: ";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `target/release`, built once per test process (the loader must be the release build:
+/// the debug one is slow under TCG).
+pub fn release_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run_ok(Command::new(cargo).current_dir(root()).args(["build", "--release", "-p", "rxen-loader", "-p", "rxen-mkimage"]));
+        let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+        dir.join("release")
+    })
+}
+
+/// The plain loader.
+pub fn loader() -> PathBuf {
+    release_dir().join("pvh-boot")
+}
+
+/// The mkimage tool.
+pub fn mkimage() -> PathBuf {
+    release_dir().join("rxen-mkimage")
+}
+
+/// The cached Debian bzImage (`scripts/fetch-kernel` downloads it).
+pub fn kernel() -> PathBuf {
+    static K: OnceLock<PathBuf> = OnceLock::new();
+    K.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/fetch-kernel"))))).clone()
+}
+
+/// The sample busybox initramfs (`scripts/build-initramfs`).
+pub fn initramfs() -> PathBuf {
+    static I: OnceLock<PathBuf> = OnceLock::new();
+    I.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-initramfs"))))).clone()
+}
+
+/// The host TSC frequency in kHz: Debian's kernel on microvm under TCG cannot calibrate
+/// its clock without `tsc_early_khz=`.
+pub fn tsc_khz() -> u64 {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cpu MHz")?.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .map_or(2_000_000, |mhz| (mhz * 1000.0) as u64)
+}
+
+/// The kernel command line the sample images carry.
+pub fn sample_cmdline() -> String {
+    format!("console=ttyS0 tsc_early_khz={} panic=-1", tsc_khz())
+}
+
+/// Run `rxen-mkimage ARGS`, which must succeed.
+pub fn mkimage_ok(args: &[&str]) {
+    let out = Command::new(mkimage()).args(args).output().expect("run rxen-mkimage");
+    assert!(out.status.success(), "rxen-mkimage {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("rxen-e2e-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One QEMU run.
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    pub machine: String,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: Option<String>,
+    pub memory_mib: u32,
+    pub timeout: Duration,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Run {
+    /// COM1.
+    pub serial: String,
+    /// Port 0xe9.
+    pub debugcon: String,
+    /// QEMU's exit code (isa-debug-exit: `(code << 1) | 1`); `None` when killed.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// The guest's `/proc/cmdline`, as its /init printed it.
+    pub fn guest_cmdline(&self) -> Option<&str> {
+        self.serial.lines().find_map(|l| l.trim_end_matches('\r').strip_prefix(CMDLINE_PREFIX))
+    }
+    /// Both outputs, for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {:?}, timed out {}, {:?}\n--- serial ---\n{}\n--- debugcon ---\n{}",
+            self.exit_code, self.timed_out, self.elapsed, self.serial, self.debugcon
+        )
+    }
+}
+
+impl Qemu {
+    /// `-M machine -kernel kernel`, 512 MiB, 120 s.
+    pub fn new(machine: &str, kernel: &Path) -> Qemu {
+        Qemu {
+            machine: machine.into(),
+            kernel: kernel.into(),
+            initrd: None,
+            append: None,
+            memory_mib: 512,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Boot and wait for QEMU to exit (or kill it at the deadline).
+    pub fn run(&self) -> Run {
+        let dir = Scratch::new(&format!("qemu-{}", self.machine));
+        let (serial, debugcon) = (dir.path("serial.log"), dir.path("debugcon.log"));
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-M", &self.machine, "-accel", "tcg", "-m", &self.memory_mib.to_string()])
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .arg("-debugcon")
+            .arg(format!("file:{}", debugcon.display()))
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(i) = &self.initrd {
+            cmd.arg("-initrd").arg(i);
+        }
+        if let Some(a) = &self.append {
+            cmd.arg("-append").arg(a);
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().expect("qemu-system-x86_64 (apt-get install qemu-system-x86)");
+        let (status, timed_out) = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break (Some(s), false);
+            }
+            if start.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break (None, true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let elapsed = start.elapsed();
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        Run {
+            serial: read(&serial),
+            debugcon: read(&debugcon),
+            exit_code: status.and_then(|s| s.code()),
+            timed_out,
+            elapsed,
+        }
+    }
+}
