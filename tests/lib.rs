@@ -53,6 +53,19 @@ pub fn kernel() -> PathBuf {
     K.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/fetch-kernel"))))).clone()
 }
 
+/// The ELF vmlinux inside the cached bzImage (a PVH kernel: Debian builds CONFIG_PVH).
+pub fn vmlinux() -> PathBuf {
+    static V: OnceLock<PathBuf> = OnceLock::new();
+    V.get_or_init(|| {
+        let out = kernel().with_file_name("vmlinux");
+        if !out.exists() {
+            run_ok(Command::new(root().join("scripts/extract-vmlinux")).arg(kernel()).arg(&out));
+        }
+        out
+    })
+    .clone()
+}
+
 /// The sample busybox initramfs (`scripts/build-initramfs`).
 pub fn initramfs() -> PathBuf {
     static I: OnceLock<PathBuf> = OnceLock::new();

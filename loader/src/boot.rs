@@ -249,26 +249,42 @@ pub struct PvhPlacement {
     pub initrd: Option<(u64, u64)>,
     pub start_info_paddr: u64,
     pub start_info_len: u64,
+    /// When the kernel's segments land on the memdisk it is read from: where to copy the
+    /// kernel file first (after the initrd is copied out), so the segments can be copied
+    /// from there over the memdisk.
+    pub staging: Option<u64>,
 }
 
 /// Plan a PVH ELF boot: every PT_LOAD at its own physical address (which must be free),
 /// the initrd and the start info blob high.
+///
+/// `memdisk` is the memdisk's range: segments may overwrite it (a big vmlinux in a
+/// memdisk right after the loader usually does), in which case the plan stages the kernel
+/// file elsewhere first. Copy order for the caller: initrd, staging, segments, start info.
 pub fn place_pvh(
     alloc: &mut RegionAllocator,
     elf: &PvhElf,
+    image_len: u64,
     initrd: &[FileData],
     start_info_len: u64,
+    memdisk: Option<(u64, u64)>,
 ) -> Result<PvhPlacement, BootError> {
-    for s in &elf.segments {
-        if s.memsz == 0 {
-            continue;
-        }
+    let loads = || elf.segments.iter().filter(|s| s.memsz > 0);
+    let over_memdisk = memdisk.filter(|&(a, l)| loads().any(|s| ranges_overlap(s.paddr, s.memsz, a, l)));
+    if let Some((a, l)) = over_memdisk {
+        alloc.release(a, l);
+    }
+    for s in loads() {
         if !alloc.alloc_at(s.paddr, s.memsz) {
             return err(format!(
-                "PVH kernel: segment {:#x}+{:#x} is not free RAM (it overlaps the loader, the memdisk or firmware)",
+                "PVH kernel: segment {:#x}+{:#x} is not free RAM (it overlaps the loader or firmware, or is beyond RAM)",
                 s.paddr, s.memsz
             ));
         }
+    }
+    // Until everything is copied out, the memdisk's bytes are still needed.
+    if let Some((a, l)) = over_memdisk {
+        alloc.reserve(a, l);
     }
     let initrd = match initrd_len(initrd) {
         0 => None,
@@ -277,9 +293,15 @@ pub fn place_pvh(
             len,
         )),
     };
+    let staging = match over_memdisk {
+        None => None,
+        Some(_) => Some(alloc.alloc_top(image_len, PAGE, PLACE_LIMIT).ok_or_else(|| {
+            BootError(format!("PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk", size_str(image_len)))
+        })?),
+    };
     let start_info_paddr =
         alloc.alloc_top(start_info_len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("start info: no free RAM".into()))?;
-    Ok(PvhPlacement { initrd, start_info_paddr, start_info_len })
+    Ok(PvhPlacement { initrd, start_info_paddr, start_info_len, staging })
 }
 
 /// Human-readable size.
@@ -290,5 +312,57 @@ pub fn size_str(n: u64) -> String {
         format!("{} KiB", n >> 10)
     } else {
         n.to_string() + " B"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::elf::{PvhElf, Segment};
+    use crate::mem::{E820_RAM, E820Entry};
+
+    fn ram(mib: u64) -> RegionAllocator {
+        RegionAllocator::from_e820([E820Entry { addr: 0, size: mib << 20, kind: E820_RAM }], 1 << 32)
+    }
+
+    fn elf(segs: &[(u64, u64)]) -> PvhElf {
+        PvhElf {
+            entry: 0x100_0000,
+            elf64: true,
+            segments: segs.iter().map(|&(paddr, memsz)| Segment { paddr, offset: 0, filesz: memsz, memsz }).collect(),
+        }
+    }
+
+    #[test]
+    fn pvh_segments_over_the_memdisk_are_staged() {
+        let mut a = ram(256);
+        let memdisk = (0x13f000, 0x400_0123);
+        a.reserve(0, 0x14_0000);
+        a.reserve(memdisk.0, memdisk.1);
+        let e = elf(&[(0x100_0000, 0x200_0000), (0x300_0000, 0x180_0000)]);
+        let p = place_pvh(&mut a, &e, 0x380_0000, &[], 0x1000, Some(memdisk)).unwrap();
+        let staging = p.staging.expect("segments overlap the memdisk: staged");
+        // The staging copy must overlap neither the memdisk (still being read) nor a segment.
+        assert!(!ranges_overlap(staging, 0x380_0000, memdisk.0, memdisk.1));
+        for s in &e.segments {
+            assert!(!ranges_overlap(staging, 0x380_0000, s.paddr, s.memsz));
+            assert!(!ranges_overlap(p.start_info_paddr, 0x1000, s.paddr, s.memsz));
+        }
+    }
+
+    #[test]
+    fn pvh_segments_clear_of_the_memdisk_are_not_staged() {
+        let mut a = ram(256);
+        a.reserve(0x13f000, 0x10_0000);
+        let p = place_pvh(&mut a, &elf(&[(0x100_0000, 0x100_0000)]), 0x100_0000, &[], 0x1000, Some((0x13f000, 0x10_0000))).unwrap();
+        assert_eq!(p.staging, None);
+    }
+
+    #[test]
+    fn pvh_segment_over_the_loader_is_an_error() {
+        let mut a = ram(256);
+        a.reserve(0x10_0000, 0x4_0000); // the loader
+        let e = place_pvh(&mut a, &elf(&[(0x10_0000, 0x1000)]), 0x1000, &[], 0x1000, None).unwrap_err();
+        assert!(e.0.contains("segment 0x100000+0x1000 is not free RAM"), "{}", e.0);
     }
 }

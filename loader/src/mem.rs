@@ -125,6 +125,18 @@ impl RegionAllocator {
         self.len = n;
     }
 
+    /// Undo [`reserve`](Self::reserve): give `[addr, addr + len)`, rounded out to whole
+    /// pages as `reserve` rounds, back to the free set. The caller vouches that those pages
+    /// are RAM and its own (checked free before it reserved them).
+    pub fn release(&mut self, addr: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let start = align_down(addr, PAGE);
+        let end = align_up(addr.saturating_add(len), PAGE).unwrap_or(u64::MAX);
+        self.add(start, end);
+    }
+
     /// The free ranges, sorted.
     pub fn free(&self) -> &[Range] {
         &self.free[..self.len]
@@ -180,6 +192,20 @@ impl RegionAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_gives_back_and_merges() {
+        let mut a = RegionAllocator::from_e820([E820Entry { addr: 0, size: 0x10_0000, kind: E820_RAM }], u64::MAX);
+        a.reserve(0x2000, 0x3000);
+        assert!(!a.is_free(0x3000, 0x1000));
+        a.release(0x2000, 0x3000);
+        assert_eq!(a.free(), &[Range { start: 0, end: 0x10_0000 }]);
+        // Rounded as reserve rounds: an unaligned reserve/release pair leaves nothing behind.
+        a.reserve(0x2800, 0x1000);
+        assert!(!a.is_free(0x2000, 0x2000));
+        a.release(0x2800, 0x1000);
+        assert_eq!(a.free(), &[Range { start: 0, end: 0x10_0000 }]);
+    }
 
     fn qemu_map() -> [E820Entry; 4] {
         [

@@ -51,6 +51,36 @@ fn standalone_image_boots_linux_on_q35() {
     boots_standalone_on("q35");
 }
 
+/// A PVH ELF kernel (vmlinux with XEN_ELFNOTE_PHYS32_ENTRY) gets a fresh hvm_start_info
+/// with the cmdline and the initrd as module 0. The 64 MiB vmlinux lands on top of the
+/// memdisk it came from, so this also covers the staging copy.
+#[test]
+fn pvh_elf_kernel_boots_on_microvm() {
+    let dir = Scratch::new("pvh-elf");
+    let img = dir.path("guest.img");
+    let (l, k, i) = (loader(), vmlinux(), initramfs());
+    mkimage_ok(&[
+        "build",
+        "-o",
+        img.to_str().unwrap(),
+        "--loader",
+        l.to_str().unwrap(),
+        "--kernel",
+        k.to_str().unwrap(),
+        "--initrd",
+        i.to_str().unwrap(),
+        "--cmdline",
+        &sample_cmdline(),
+    ]);
+    let mut q = Qemu::new("microvm", &img);
+    q.append = Some("pvh-extra rxen.debug".into());
+    let run = q.run();
+    assert!(run.serial.contains("rxen: booting PVH kernel at"), "{}", run.dump());
+    assert!(run.serial.contains(MARKER), "{}", run.dump());
+    let want = format!("{} pvh-extra", sample_cmdline());
+    assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
+}
+
 /// The initrd comes from the domain (QEMU -initrd, like xl ramdisk=) when the policy
 /// names none: module 0.
 #[test]

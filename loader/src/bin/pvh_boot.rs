@@ -148,6 +148,9 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     let (img_start, img_end) = (&raw const __image_start as u64, &raw const __image_end as u64);
     alloc.reserve(img_start, img_end - img_start);
     let hdr = image_header();
+    if hdr.memdisk_len > 0 && !alloc.is_free(hdr.memdisk_paddr, hdr.memdisk_len) {
+        fatal(format_args!("image header: memdisk at {:#x}+{:#x} is not in free RAM", hdr.memdisk_paddr, hdr.memdisk_len));
+    }
     alloc.reserve(hdr.memdisk_paddr, hdr.memdisk_len);
     alloc.reserve(si.paddr, si.size());
     let _ = si.for_each_module(&Phys, |m| alloc.reserve(m.paddr, m.size));
@@ -294,16 +297,28 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
             let modules_len = if initrd.is_empty() { 0 } else { 1 };
             // Size the blob with placeholder addresses, then build it for real.
             let probe = build_start_info(0, &cmdline, &[(0, 0)][..modules_len], e820, rsdp);
-            let pl = boot::place_pvh(alloc, &elf, &initrd, probe.len() as u64)?;
+            let hdr = image_header();
+            let memdisk = (hdr.memdisk_len > 0).then_some((hdr.memdisk_paddr, hdr.memdisk_len));
+            let pl = boot::place_pvh(alloc, &elf, image.len() as u64, &initrd, probe.len() as u64, memdisk)?;
             let mods: Vec<(u64, u64)> = pl.initrd.into_iter().collect();
             let blob = build_start_info(pl.start_info_paddr, &cmdline, &mods, e820, rsdp);
+            // Order matters when segments overwrite the memdisk: initrd, staging, segments.
+            if let Some((addr, _)) = pl.initrd {
+                copy_parts(addr, &initrd);
+            }
+            let image = match pl.staging {
+                Some(at) => {
+                    copy_to(at, image);
+                    // SAFETY: [at, at + image.len()) was just allocated and filled; nothing
+                    // else uses it until the kernel runs.
+                    unsafe { io::phys_slice(at, image.len()) }
+                }
+                None => image,
+            };
             for s in &elf.segments {
                 let file = &image[s.offset as usize..(s.offset + s.filesz) as usize];
                 copy_to(s.paddr, file);
                 zero(s.paddr + s.filesz, s.memsz - s.filesz);
-            }
-            if let Some((addr, _)) = pl.initrd {
-                copy_parts(addr, &initrd);
             }
             copy_to(pl.start_info_paddr, &blob);
             say!("rxen: booting PVH kernel at {:#x}: {cmdline}", elf.entry);
