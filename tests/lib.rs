@@ -31,7 +31,14 @@ pub fn release_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run_ok(Command::new(cargo).current_dir(root()).args(["build", "--release", "-p", "rxen-loader", "-p", "rxen-mkimage"]));
+        run_ok(Command::new(cargo).current_dir(root()).args([
+            "build",
+            "--release",
+            "-p",
+            "rxen-loader",
+            "-p",
+            "rxen-mkimage",
+        ]));
         let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
         dir.join("release")
     })

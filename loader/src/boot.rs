@@ -111,10 +111,11 @@ pub fn prepare_kernel_step<'a>(
         initrd.push(files.read(p, root)?);
     }
     // Module 0 stands in for a missing initrd, unless it is the kernel itself.
-    if step.initrd.is_empty() && kfile.module_paddr.is_none() {
-        if let Some(m) = files.modules.first() {
-            initrd.push(FileData { data: m.data, module_paddr: Some(m.paddr) });
-        }
+    if step.initrd.is_empty()
+        && kfile.module_paddr.is_none()
+        && let Some(m) = files.modules.first()
+    {
+        initrd.push(FileData { data: m.data, module_paddr: Some(m.paddr) });
     }
     let cmdline = kernel_cmdline(&step.cmdline, domain);
     match detect(kfile.data) {
@@ -195,7 +196,9 @@ pub fn place_linux(
         // (= pref_address), so never place it lower than that.
         match alloc.alloc_bottom(need, align, pref.max(LOW_MEMORY_END)) {
             Some(a) => a,
-            None => return err(format!("kernel: no free RAM for {need:#x} bytes aligned to {align:#x} above {pref:#x}")),
+            None => {
+                return err(format!("kernel: no free RAM for {need:#x} bytes aligned to {align:#x} above {pref:#x}"));
+            }
         }
     } else {
         return err(format!("kernel: not relocatable and {pref:#x}+{need:#x} is not free RAM"));
@@ -206,9 +209,15 @@ pub fn place_linux(
     let mut initrd_copy = false;
     let initrd_place = match initrd {
         [] => None,
-        [one] if one.module_paddr.is_some_and(|p| {
-            p % PAGE == 0 && p + one.data.len() as u64 <= initrd_max_end && !ranges_overlap(p, one.data.len() as u64, load_addr, need)
-        }) => Some((one.module_paddr.unwrap_or_default(), one.data.len() as u64)),
+        [one]
+            if one.module_paddr.is_some_and(|p| {
+                p % PAGE == 0
+                    && p + one.data.len() as u64 <= initrd_max_end
+                    && !ranges_overlap(p, one.data.len() as u64, load_addr, need)
+            }) =>
+        {
+            Some((one.module_paddr.unwrap_or_default(), one.data.len() as u64))
+        }
         parts => {
             let len = initrd_len(parts);
             initrd_copy = true;
@@ -288,19 +297,22 @@ pub fn place_pvh(
     }
     let initrd = match initrd_len(initrd) {
         0 => None,
-        len => Some((
-            alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("initrd: no free RAM".into()))?,
-            len,
-        )),
+        len => {
+            Some((alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("initrd: no free RAM".into()))?, len))
+        }
     };
     let staging = match over_memdisk {
         None => None,
         Some(_) => Some(alloc.alloc_top(image_len, PAGE, PLACE_LIMIT).ok_or_else(|| {
-            BootError(format!("PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk", size_str(image_len)))
+            BootError(format!(
+                "PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk",
+                size_str(image_len)
+            ))
         })?),
     };
-    let start_info_paddr =
-        alloc.alloc_top(start_info_len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("start info: no free RAM".into()))?;
+    let start_info_paddr = alloc
+        .alloc_top(start_info_len, PAGE, PLACE_LIMIT)
+        .ok_or_else(|| BootError("start info: no free RAM".into()))?;
     Ok(PvhPlacement { initrd, start_info_paddr, start_info_len, staging })
 }
 
@@ -354,7 +366,9 @@ mod tests {
     fn pvh_segments_clear_of_the_memdisk_are_not_staged() {
         let mut a = ram(256);
         a.reserve(0x13f000, 0x10_0000);
-        let p = place_pvh(&mut a, &elf(&[(0x100_0000, 0x100_0000)]), 0x100_0000, &[], 0x1000, Some((0x13f000, 0x10_0000))).unwrap();
+        let p =
+            place_pvh(&mut a, &elf(&[(0x100_0000, 0x100_0000)]), 0x100_0000, &[], 0x1000, Some((0x13f000, 0x10_0000)))
+                .unwrap();
         assert_eq!(p.staging, None);
     }
 

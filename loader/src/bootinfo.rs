@@ -26,6 +26,8 @@ pub const MAX_CMDLINE: usize = 4095;
 /// Byte-wise access to guest-physical memory.
 pub trait PhysMem {
     /// Fill `buf` from `paddr`; `Err` when the range is not readable (e.g. above 4 GiB).
+    /// The caller names the object it was reading, so the error carries nothing more.
+    #[allow(clippy::result_unit_err)]
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), ()>;
 }
 
@@ -161,11 +163,7 @@ impl StartInfo {
     }
 
     /// The module list, read without the heap: `(paddr, size, cmdline_paddr)` each.
-    pub fn for_each_module(
-        &self,
-        mem: &dyn PhysMem,
-        mut f: impl FnMut(HvmModlistEntry),
-    ) -> Result<(), BootInfoError> {
+    pub fn for_each_module(&self, mem: &dyn PhysMem, mut f: impl FnMut(HvmModlistEntry)) -> Result<(), BootInfoError> {
         if self.raw.modlist_paddr == 0 {
             return Ok(());
         }
@@ -319,7 +317,10 @@ pub(crate) mod tests {
         assert_eq!(bi.rsdp_paddr, 0xf5a40);
         assert_eq!(
             bi.memmap,
-            vec![E820Entry { addr: 0, size: 0x9fc00, kind: 1 }, E820Entry { addr: 0x10_0000, size: 0x1ff0_0000, kind: 1 }]
+            vec![
+                E820Entry { addr: 0, size: 0x9fc00, kind: 1 },
+                E820Entry { addr: 0x10_0000, size: 0x1ff0_0000, kind: 1 }
+            ]
         );
         assert_eq!(bi.modules, vec![Module { paddr: 0x1234_5000, size: 4096, cmdline: "initrd".into() }]);
     }

@@ -38,10 +38,7 @@ fn debian_header() {
     assert_eq!(k.setup_bytes().len() + k.protected_mode().len(), img.len());
     assert!(u64::from(k.syssize()) * 16 <= k.protected_mode().len() as u64);
     assert!(k.payload().is_some());
-    assert_eq!(
-        kernel_placement(&k),
-        (0x100_0000, u64::from(k.kernel_alignment()), u64::from(k.init_size()), true)
-    );
+    assert_eq!(kernel_placement(&k), (0x100_0000, u64::from(k.kernel_alignment()), u64::from(k.init_size()), true));
     eprintln!("{k}");
 }
 

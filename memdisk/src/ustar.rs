@@ -109,7 +109,11 @@ impl<'a> EntryPath<'a> {
             }
             s.trim_end_matches('/')
         };
-        if self.prefix.is_empty() { ("", trim(self.name)) } else { (trim(self.prefix), self.name.trim_end_matches('/')) }
+        if self.prefix.is_empty() {
+            ("", trim(self.name))
+        } else {
+            (trim(self.prefix), self.name.trim_end_matches('/'))
+        }
     }
 
     /// Whether this is `path` (leading `/` or `./` and a trailing `/` ignored on both sides).
@@ -405,7 +409,8 @@ mod tests {
     fn huge_size_does_not_overflow() {
         let mut h = test_header("x", 0, b'0');
         h[124..136].copy_from_slice(b"77777777777\0");
-        let sum: u32 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
+        let sum: u32 =
+            h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
         h[148..156].copy_from_slice(std::format!("{sum:06o}\0 ").as_bytes());
         assert!(matches!(Archive::new(&h).file("x"), Err(UstarError::Corrupt { what: Corruption::TruncatedData, .. })));
     }
@@ -421,7 +426,8 @@ mod tests {
     fn prefix_paths_match() {
         let mut h = test_header("vmlinuz", 3, b'0');
         h[345..349].copy_from_slice(b"boot");
-        let sum: u32 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
+        let sum: u32 =
+            h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
         h[148..156].copy_from_slice(std::format!("{sum:06o}\0 ").as_bytes());
         let mut a = h.to_vec();
         a.extend_from_slice(b"abc");

@@ -52,7 +52,7 @@ pub fn align_up(x: u64, a: u64) -> Option<u64> {
 /// "1000 bytes").
 pub fn size_str(n: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n != 0 && n % (1u64 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }
@@ -90,11 +90,7 @@ fn parse_elf(bytes: &[u8]) -> Result<Elf> {
         "ELF type {} is not ET_EXEC: the loader must be a non-PIE executable",
         header.e_type
     );
-    ensure!(
-        usize::from(header.e_phentsize) == PHDR_SIZE,
-        "e_phentsize is {}, not {PHDR_SIZE}",
-        header.e_phentsize
-    );
+    ensure!(usize::from(header.e_phentsize) == PHDR_SIZE, "e_phentsize is {}, not {PHDR_SIZE}", header.e_phentsize);
     let phnum = usize::from(header.e_phnum);
     ensure!(phnum != 0, "no program headers");
     ensure!(phnum < PN_XNUM, "too many program headers (e_phnum is PN_XNUM)");
@@ -130,14 +126,8 @@ fn find_header(elf: &Elf) -> Result<usize> {
     let seg = elf
         .phdrs
         .iter()
-        .find(|p| {
-            p.p_type == PT_LOAD
-                && p.p_paddr <= HEADER_PADDR
-                && HEADER_PADDR - p.p_paddr < p.p_filesz
-        })
-        .ok_or_else(|| {
-            anyhow!("no PT_LOAD segment contains physical address {HEADER_PADDR:#x}: not an rxen loader")
-        })?;
+        .find(|p| p.p_type == PT_LOAD && p.p_paddr <= HEADER_PADDR && HEADER_PADDR - p.p_paddr < p.p_filesz)
+        .ok_or_else(|| anyhow!("no PT_LOAD segment contains physical address {HEADER_PADDR:#x}: not an rxen loader"))?;
     let rel = HEADER_PADDR - seg.p_paddr;
     ensure!(
         rel + IMAGE_HEADER_SIZE as u64 <= seg.p_filesz,
@@ -153,12 +143,7 @@ fn read_header(bytes: &[u8], off: usize) -> Result<ImageHeader> {
 
 /// End of the highest `PT_LOAD` in physical memory (`max(p_paddr + p_memsz)`).
 fn loads_end<'a>(phdrs: impl IntoIterator<Item = &'a ProgramHeader>) -> u64 {
-    phdrs
-        .into_iter()
-        .filter(|p| p.p_type == PT_LOAD)
-        .map(|p| p.p_paddr.saturating_add(p.p_memsz))
-        .max()
-        .unwrap_or(0)
+    phdrs.into_iter().filter(|p| p.p_type == PT_LOAD).map(|p| p.p_paddr.saturating_add(p.p_memsz)).max().unwrap_or(0)
 }
 
 fn phdr_bytes(p: &ProgramHeader) -> [u8; PHDR_SIZE] {
@@ -437,16 +422,11 @@ pub fn check_image(info: &ImageInfo<'_>) -> Result<()> {
     let loads: Vec<(usize, &ProgramHeader)> =
         info.phdrs.iter().enumerate().filter(|(_, p)| p.p_type == PT_LOAD).collect();
     ensure!(
-        loads.iter().any(|(_, p)| p.p_flags & PF_X != 0
-            && p.p_paddr <= entry
-            && entry < p.p_paddr + p.p_filesz),
+        loads.iter().any(|(_, p)| p.p_flags & PF_X != 0 && p.p_paddr <= entry && entry < p.p_paddr + p.p_filesz),
         "the PVH entry point {entry:#x} is not inside an executable PT_LOAD segment"
     );
     for (n, (i, a)) in loads.iter().enumerate() {
-        ensure!(
-            a.p_paddr + a.p_memsz <= PHYS_LIMIT,
-            "program header {i} (LOAD) reaches past 4 GiB"
-        );
+        ensure!(a.p_paddr + a.p_memsz <= PHYS_LIMIT, "program header {i} (LOAD) reaches past 4 GiB");
         for (j, b) in &loads[n + 1..] {
             let overlap = a.p_paddr < b.p_paddr + b.p_memsz && b.p_paddr < a.p_paddr + a.p_memsz;
             ensure!(
@@ -465,7 +445,7 @@ pub fn check_image(info: &ImageInfo<'_>) -> Result<()> {
             p.p_paddr
         );
         ensure!(
-            p.p_paddr % MEMDISK_ALIGN == 0,
+            p.p_paddr.is_multiple_of(MEMDISK_ALIGN),
             "the memdisk at {:#x} is not {MEMDISK_ALIGN:#x}-aligned",
             p.p_paddr
         );

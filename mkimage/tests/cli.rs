@@ -294,7 +294,14 @@ fn policy_kernel_not_in_memdisk() {
 fn bad_policy_names_file_line_col() {
     let f = Fixture::new();
     f.write("bad.toml", b"version = 1\n[[step]]\ntype = \"kernel\"\nkernel = (memdisk)/vmlinuz\n");
-    let r = f.build(&["-o", &f.p("out/img"), "--config", &f.p("bad.toml"), "--add", &format!("vmlinuz={}", f.p("vmlinuz"))]);
+    let r = f.build(&[
+        "-o",
+        &f.p("out/img"),
+        "--config",
+        &f.p("bad.toml"),
+        "--add",
+        &format!("vmlinuz={}", f.p("vmlinuz")),
+    ]);
     let e = fails(&r);
     let want = format!("{}:4:", f.p("bad.toml"));
     assert!(e.contains(&want), "want {want:?} in {e}");

@@ -121,7 +121,11 @@ fn corrupted_memdisk_is_refused() {
     std::fs::write(&bad, &bytes).unwrap();
 
     let run = Qemu::new("microvm", &bad).run();
-    assert!(run.serial.contains("memdisk sha256 does not match the image header: the image is corrupt"), "{}", run.dump());
+    assert!(
+        run.serial.contains("memdisk sha256 does not match the image header: the image is corrupt"),
+        "{}",
+        run.dump()
+    );
     assert!(!run.serial.contains("Linux version"), "{}", run.dump());
     // isa-debug-exit: (1 << 1) | 1 — the loader's fatal exit, not a hang or a kill.
     assert_eq!(run.exit_code, Some(3), "{}", run.dump());
@@ -133,12 +137,28 @@ fn corrupted_memdisk_is_refused() {
 fn nothing_to_boot_names_each_failure() {
     let dir = Scratch::new("nothing");
     let policy = dir.path("rxen.toml");
-    std::fs::write(&policy, "version = 1\n[[step]]\ntype = \"kernel\"\nname = \"from-module\"\nkernel = \"(module0)\"\n").unwrap();
+    std::fs::write(
+        &policy,
+        "version = 1\n[[step]]\ntype = \"kernel\"\nname = \"from-module\"\nkernel = \"(module0)\"\n",
+    )
+    .unwrap();
     let img = dir.path("guest.img");
     let l = loader();
-    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--loader", l.to_str().unwrap(), "--config", policy.to_str().unwrap()]);
+    mkimage_ok(&[
+        "build",
+        "-o",
+        img.to_str().unwrap(),
+        "--loader",
+        l.to_str().unwrap(),
+        "--config",
+        policy.to_str().unwrap(),
+    ]);
     let run = Qemu::new("microvm", &img).run();
-    assert!(run.serial.contains("rxen: step from-module failed: (module0): the domain was given 0 module(s)"), "{}", run.dump());
+    assert!(
+        run.serial.contains("rxen: step from-module failed: (module0): the domain was given 0 module(s)"),
+        "{}",
+        run.dump()
+    );
     assert!(run.serial.contains("rxen: nothing to boot"), "{}", run.dump());
     assert_eq!(run.exit_code, Some(5), "{}", run.dump());
 }

@@ -149,7 +149,10 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     alloc.reserve(img_start, img_end - img_start);
     let hdr = image_header();
     if hdr.memdisk_len > 0 && !alloc.is_free(hdr.memdisk_paddr, hdr.memdisk_len) {
-        fatal(format_args!("image header: memdisk at {:#x}+{:#x} is not in free RAM", hdr.memdisk_paddr, hdr.memdisk_len));
+        fatal(format_args!(
+            "image header: memdisk at {:#x}+{:#x} is not in free RAM",
+            hdr.memdisk_paddr, hdr.memdisk_len
+        ));
     }
     alloc.reserve(hdr.memdisk_paddr, hdr.memdisk_len);
     alloc.reserve(si.paddr, si.size());
@@ -179,7 +182,10 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     } else {
         let end = hdr.memdisk_paddr.checked_add(hdr.memdisk_len);
         if hdr.memdisk_paddr < img_end || end.is_none_or(|e| e > GIB4) {
-            fatal(format_args!("image header: memdisk at {:#x}+{:#x} is not where an image puts it", hdr.memdisk_paddr, hdr.memdisk_len));
+            fatal(format_args!(
+                "image header: memdisk at {:#x}+{:#x} is not where an image puts it",
+                hdr.memdisk_paddr, hdr.memdisk_len
+            ));
         }
         // SAFETY: the ELF loader placed the memdisk PT_LOAD here (below 4 GiB, checked
         // above); nothing writes it while the loader runs (reserved in the allocator).

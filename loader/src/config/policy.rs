@@ -174,14 +174,14 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
         }
     }
     for (i, s) in steps.iter().enumerate() {
-        if let Some(n) = &s.name {
-            if let Some(first) = steps[..i].iter().find(|p| p.name.as_ref() == Some(n)) {
-                return Err(ConfigError::new(
-                    s.line,
-                    1,
-                    alloc::format!("step name {n:?} is used twice (first at line {})", first.line),
-                ));
-            }
+        if let Some(n) = &s.name
+            && let Some(first) = steps[..i].iter().find(|p| p.name.as_ref() == Some(n))
+        {
+            return Err(ConfigError::new(
+                s.line,
+                1,
+                alloc::format!("step name {n:?} is used twice (first at line {})", first.line),
+            ));
         }
     }
     let default = match root.get("default") {
@@ -289,11 +289,20 @@ mod tests {
         assert_eq!(e(""), "1:1: missing `version = 1` at the top");
         assert_eq!(e("version = 2\n"), "1:11: policy version 2 is not supported: this loader reads version 1");
         assert_eq!(e("version = \"1\"\n"), "1:11: `version` must be an integer, not a string");
-        assert_eq!(e("version = 1\ntimout = 3\n"), "2:1: unknown key `timout` at the top level (known: version, timeout, default)");
+        assert_eq!(
+            e("version = 1\ntimout = 3\n"),
+            "2:1: unknown key `timout` at the top level (known: version, timeout, default)"
+        );
         assert_eq!(e("version = 1\ntimeout = -1\n"), "2:11: `timeout` = -1 is out of range (0..=86400)");
         assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has only [[step]])");
-        assert_eq!(e("version = 1\n[[step]]\nkernel = \"/k\"\n"), "2:1: [[step]] without `type` (e.g. type = \"kernel\")");
-        assert_eq!(e("version = 1\n[[step]]\ntype = \"chain\"\n"), "3:8: unknown step type \"chain\" (this loader knows: \"kernel\")");
+        assert_eq!(
+            e("version = 1\n[[step]]\nkernel = \"/k\"\n"),
+            "2:1: [[step]] without `type` (e.g. type = \"kernel\")"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"chain\"\n"),
+            "3:8: unknown step type \"chain\" (this loader knows: \"kernel\")"
+        );
         assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\n"), "2:1: kernel step without `kernel`");
         assert_eq!(
             e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"vmlinuz\"\n"),
@@ -312,7 +321,9 @@ mod tests {
             "2:11: `default` = \"x\": no step has that name"
         );
         assert_eq!(
-            e("version = 1\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n"),
+            e(
+                "version = 1\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n[[step]]\ntype = \"kernel\"\nname = \"a\"\nkernel = \"/k\"\n"
+            ),
             "6:1: step name \"a\" is used twice (first at line 2)"
         );
         assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"(a)b\"\n").split(':').next(), Some("4"));

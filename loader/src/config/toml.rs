@@ -306,7 +306,9 @@ impl Parser<'_> {
                             self.bump();
                             break;
                         }
-                        _ => return self.err(alloc::format!("expected `,` or `]` in the array, found {}", self.found())),
+                        _ => {
+                            return self.err(alloc::format!("expected `,` or `]` in the array, found {}", self.found()));
+                        }
                     }
                 }
                 Value::Array(items)
@@ -363,9 +365,10 @@ impl Parser<'_> {
         let mut v: i64 = 0;
         for &c in d.iter().filter(|&&c| c != b'_') {
             let digit = i64::from(c - b'0');
-            v = v.checked_mul(10).and_then(|v| if neg { v.checked_sub(digit) } else { v.checked_add(digit) }).ok_or_else(
-                || ConfigError::new(line, col, alloc::format!("`{raw}` does not fit a 64-bit integer")),
-            )?;
+            v = v
+                .checked_mul(10)
+                .and_then(|v| if neg { v.checked_sub(digit) } else { v.checked_add(digit) })
+                .ok_or_else(|| ConfigError::new(line, col, alloc::format!("`{raw}` does not fit a 64-bit integer")))?;
         }
         Ok(v)
     }
@@ -455,7 +458,8 @@ mod tests {
 
     #[test]
     fn values() {
-        let t = root("a = \"x\\ty\\u00e9\" # c\nb = 'raw\\n'\nc = -1_000\nd = true\ne = [1, [2], 'x',\n  # comment\n]\n");
+        let t =
+            root("a = \"x\\ty\\u00e9\" # c\nb = 'raw\\n'\nc = -1_000\nd = true\ne = [1, [2], 'x',\n  # comment\n]\n");
         assert_eq!(t.get("a").unwrap().value, Value::String("x\ty\u{e9}".into()));
         assert_eq!(t.get("b").unwrap().value, Value::String("raw\\n".into()));
         assert_eq!(t.get("c").unwrap().value, Value::Integer(-1000));

@@ -444,7 +444,10 @@ pub(crate) mod tests {
             parse(&good[..good.len() - 1]).unwrap_err(),
             KernelError::BzSyssizeTruncated { need: 4096, have: 4095 }
         );
-        assert_eq!(e(&|b| put(b, HDR_KERNEL_ALIGNMENT, &0x30_0000u32.to_le_bytes())), KernelError::BzBadAlignment(0x30_0000));
+        assert_eq!(
+            e(&|b| put(b, HDR_KERNEL_ALIGNMENT, &0x30_0000u32.to_le_bytes())),
+            KernelError::BzBadAlignment(0x30_0000)
+        );
         assert_eq!(e(&|b| put(b, HDR_KERNEL_ALIGNMENT, &0u32.to_le_bytes())), KernelError::BzBadAlignment(0));
         // Every error has a message naming its stage.
         for err in [

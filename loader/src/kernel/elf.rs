@@ -90,7 +90,12 @@ fn header(image: &[u8]) -> Result<Header, KernelError> {
     let (phoff, phentsize, phnum, min_phent) = if elf64 {
         (u64_at(image, 32).ok_or(trunc)?, u16_at(image, 54).ok_or(trunc)?, u16_at(image, 56).ok_or(trunc)?, 56)
     } else {
-        (u64::from(u32_at(image, 28).ok_or(trunc)?), u16_at(image, 42).ok_or(trunc)?, u16_at(image, 44).ok_or(trunc)?, 32)
+        (
+            u64::from(u32_at(image, 28).ok_or(trunc)?),
+            u16_at(image, 42).ok_or(trunc)?,
+            u16_at(image, 44).ok_or(trunc)?,
+            32,
+        )
     };
     if phnum > 0 && phentsize < min_phent {
         return Err(KernelError::ElfBadPhentsize(phentsize));
@@ -416,7 +421,10 @@ pub(crate) mod tests {
         assert_eq!(e(&|b| b[56] = 200), KernelError::ElfTruncated(ElfPart::ProgramHeaders));
         assert_eq!(e(&|b| put(b, 32, &u64::MAX.to_le_bytes())), KernelError::ElfTruncated(ElfPart::ProgramHeaders));
         // PT_NOTE offset past the end.
-        assert_eq!(e(&|b| put(b, 64 + 8, &0xffff_ffffu64.to_le_bytes())), KernelError::ElfTruncated(ElfPart::NoteSegment));
+        assert_eq!(
+            e(&|b| put(b, 64 + 8, &0xffff_ffffu64.to_le_bytes())),
+            KernelError::ElfTruncated(ElfPart::NoteSegment)
+        );
         // A note whose descsz overruns its segment.
         let notes_at = 64 + 3 * 56;
         assert_eq!(e(&|b| put(b, notes_at + 4, &0x1000u32.to_le_bytes())), KernelError::ElfTruncated(ElfPart::Note));

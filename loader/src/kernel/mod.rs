@@ -157,7 +157,10 @@ impl fmt::Display for KernelError {
             }
             BzHeaderTooShort { end, need, version } => {
                 let (a, b) = ver(version);
-                write!(f, "bzImage: setup header ends at {end:#x} but protocol {a}.{b:02} defines fields up to {need:#x}")
+                write!(
+                    f,
+                    "bzImage: setup header ends at {end:#x} but protocol {a}.{b:02} defines fields up to {need:#x}"
+                )
             }
             BzSetupSectsAbsurd(n) => {
                 write!(f, "bzImage: setup_sects {n} is absurd (the real-mode setup is at most 32 KiB: 63 sectors)")
@@ -169,7 +172,9 @@ impl fmt::Display for KernelError {
                 write!(f, "bzImage: protected-mode kernel is {have} bytes but syssize says {need}: truncated image")
             }
             BzZImage => f.write_str("bzImage: LOADED_HIGH is clear: a zImage (loaded at 0x10000), not supported"),
-            BzBadAlignment(a) => write!(f, "bzImage: relocatable kernel with kernel_alignment {a:#x}, not a power of two"),
+            BzBadAlignment(a) => {
+                write!(f, "bzImage: relocatable kernel with kernel_alignment {a:#x}, not a power of two")
+            }
             ElfTruncated(part) => write!(f, "ELF: {part} is truncated or out of bounds"),
             ElfBadClass(c) => write!(f, "ELF: class {c} is neither ELF32 nor ELF64"),
             ElfNotLittleEndian => f.write_str("ELF: not little-endian (not an x86 kernel)"),

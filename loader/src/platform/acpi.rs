@@ -38,7 +38,8 @@ pub fn find_poweroff(mem: &dyn PhysMem, rsdp: u64) -> Option<PowerOff> {
     if &r[0..8] != b"RSD PTR " {
         return None;
     }
-    let (table, entry_size) = if r[15] >= 2 && u64_at(&r, 24) != 0 { (u64_at(&r, 24), 8) } else { (u32_at(&r, 16) as u64, 4) };
+    let (table, entry_size) =
+        if r[15] >= 2 && u64_at(&r, 24) != 0 { (u64_at(&r, 24), 8) } else { (u32_at(&r, 16) as u64, 4) };
     let hdr: [u8; 36] = read(mem, table)?;
     if &hdr[0..4] != b"XSDT" && &hdr[0..4] != b"RSDT" {
         return None;

@@ -112,8 +112,8 @@ fn parents(p: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rxen_memdisk::ustar::{Archive, EntryKind};
     use proptest::prelude::*;
+    use rxen_memdisk::ustar::{Archive, EntryKind};
 
     #[test]
     fn writes_dirs_sorted_and_reads_back() {
