@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The few symbols a freestanding binary on the host target must supply itself
 //! (../shared/design/TOOLCHAIN.md): the host sysroot's compiler_builtins exports no
-//! mem* functions. `rep movsb`/`rep stosb` keep the optimiser from turning a loop back
+//! mem* functions. `rep movs`/`rep stos` keep the optimiser from turning a loop back
 //! into a call to itself, and are fast under both hardware and TCG.
 
 use core::arch::asm;
@@ -10,9 +10,14 @@ use core::arch::asm;
 /// `dst` and `src` valid for `n` bytes, not overlapping (C `memcpy` contract).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller upholds memcpy's contract; rep movsb copies exactly n bytes forward.
+    // Quadwords first, then the tail: TCG emulates each `rep` iteration, so moving 8 bytes
+    // per iteration makes the multi-MiB kernel and initrd copies ~8x cheaper there.
+    // SAFETY: the caller upholds memcpy's contract; movsq copies (n / 8) * 8 bytes
+    // forward, movsb the remaining n % 8, together exactly n bytes.
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+             tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, inout("rsi") src => _,
              options(nostack, preserves_flags));
     }
     dst
@@ -45,9 +50,13 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// `dst` valid for `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees dst is valid for n bytes.
+    // Quadwords, then the tail byte-wise (see memcpy); rax holds the byte in all 8 lanes.
+    // SAFETY: the caller guarantees dst is valid for n bytes; stosq writes (n / 8) * 8
+    // bytes, stosb the remaining n % 8.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb",
+             tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dst => _, in("rax") (c as u8 as u64) * 0x0101_0101_0101_0101,
              options(nostack, preserves_flags));
     }
     dst
