@@ -307,7 +307,8 @@ impl Parser<'_> {
                             break;
                         }
                         _ => {
-                            return self.err(alloc::format!("expected `,` or `]` in the array, found {}", self.found()));
+                            return self
+                                .err(alloc::format!("expected `,` or `]` in the array, found {}", self.found()));
                         }
                     }
                 }
