@@ -134,6 +134,7 @@ pub fn prepare_step<'a>(
 ) -> Result<Prepared<'a>, BootError> {
     match &step.kind {
         StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain),
+        StepKind::Search(key) => err(format!("search {key}: this loader has no disk volumes yet")),
     }
 }
 

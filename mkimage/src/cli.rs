@@ -256,7 +256,6 @@ fn step_summary(policy: &Policy) -> Vec<String> {
     let mut lines = Vec::new();
     for (i, step) in policy.steps.iter().enumerate() {
         let name = step.name.as_deref().unwrap_or("(unnamed)");
-        #[allow(unreachable_patterns)]
         let what = match &step.kind {
             StepKind::Kernel(k) => {
                 let mut s = format!("kernel {}", k.kernel);
@@ -266,7 +265,7 @@ fn step_summary(policy: &Policy) -> Vec<String> {
                 let _ = write!(s, ", cmdline {:?}", k.cmdline);
                 s
             }
-            _ => "(a step this tool does not describe)".to_owned(),
+            StepKind::Search(key) => format!("search {key} (the root volume for the steps after)"),
         };
         lines.push(format!("{}. {name} (line {}): {what}", i + 1, step.line));
     }
@@ -353,7 +352,6 @@ fn policy_kernels(entries: &[(String, &[u8])]) -> Vec<String> {
     else {
         return Vec::new();
     };
-    #[allow(unreachable_patterns)]
     policy
         .steps
         .iter()

@@ -53,6 +53,35 @@ pub struct Step {
 pub enum StepKind {
     /// `type = "kernel"`: boot this kernel.
     Kernel(KernelStep),
+    /// `type = "search"`: find a volume; it becomes the root volume for the steps after.
+    Search(SearchKey),
+}
+
+/// What a `search` step looks for (GRUB's `search --file/--fs-uuid/--label`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchKey {
+    /// `file = "/vmlinuz"`: the first volume holding this file.
+    File(String),
+    /// `fs_uuid = "..."`: the filesystem UUID (as blkid prints it; case-insensitive).
+    FsUuid(String),
+    /// `label = "..."`: the filesystem label.
+    Label(String),
+    /// `part_uuid = "..."`: the partition's UUID (GPT unique GUID, or MBR `xxxxxxxx-NN`).
+    PartUuid(String),
+    /// `part_label = "..."`: the GPT partition name.
+    PartLabel(String),
+}
+
+impl fmt::Display for SearchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SearchKey::File(v) => write!(f, "file {v}"),
+            SearchKey::FsUuid(v) => write!(f, "fs_uuid {v}"),
+            SearchKey::Label(v) => write!(f, "label {v:?}"),
+            SearchKey::PartUuid(v) => write!(f, "part_uuid {v}"),
+            SearchKey::PartLabel(v) => write!(f, "part_label {v:?}"),
+        }
+    }
 }
 
 /// A fixed kernel, its initrds and command line.
@@ -61,6 +90,8 @@ pub struct KernelStep {
     pub kernel: FilePath,
     /// Concatenated in order (Linux unpacks each cpio in turn).
     pub initrd: Vec<FilePath>,
+    /// `initrd_optional = true`: an initrd that is not there is skipped, not an error.
+    pub initrd_optional: bool,
     pub cmdline: String,
 }
 
@@ -135,7 +166,8 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
 }
 
 const TOP_KEYS: &[&str] = &["version", "timeout", "default"];
-const STEP_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "cmdline"];
+const KERNEL_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline"];
+const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
 
 /// Parse and check a policy.
 pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
@@ -197,12 +229,16 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
     Ok(Policy { version, timeout, default, steps })
 }
 
-fn parse_step(t: &Table) -> Result<Step, ConfigError> {
+fn check_keys(t: &Table, known: &[&str], what: &str) -> Result<(), ConfigError> {
     for (k, _) in &t.entries {
-        if !STEP_KEYS.contains(&k.value.as_str()) {
-            return Err(unknown_key(k, STEP_KEYS, "in [[step]]"));
+        if !known.contains(&k.value.as_str()) {
+            return Err(unknown_key(k, known, what));
         }
     }
+    Ok(())
+}
+
+fn parse_step(t: &Table) -> Result<Step, ConfigError> {
     let here = ConfigError::new(t.line, t.col, "");
     let Some(ty) = t.get("type") else {
         return Err(ConfigError { msg: "[[step]] without `type` (e.g. type = \"kernel\")".into(), ..here });
@@ -218,7 +254,43 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
         }
     };
     let kind = match string(ty, "type")? {
+        "search" => {
+            check_keys(t, SEARCH_KEYS, "in a search step")?;
+            let mut found: Option<SearchKey> = None;
+            for (k, v) in &t.entries {
+                let mk: fn(String) -> SearchKey = match k.value.as_str() {
+                    "file" => SearchKey::File,
+                    "fs_uuid" => SearchKey::FsUuid,
+                    "label" => SearchKey::Label,
+                    "part_uuid" => SearchKey::PartUuid,
+                    "part_label" => SearchKey::PartLabel,
+                    _ => continue,
+                };
+                if found.is_some() {
+                    return Err(k.err("a search step takes one of file, fs_uuid, label, part_uuid, part_label"));
+                }
+                let val = string(v, &k.value)?;
+                if val.is_empty() {
+                    return Err(v.err(alloc::format!("`{}` must not be empty", k.value)));
+                }
+                if k.value == "file" {
+                    let p = file_path(v, "file")?;
+                    if p.volume.is_some() || p.path.is_empty() {
+                        return Err(v.err("`file` is a path on the volume searched for, e.g. \"/vmlinuz\""));
+                    }
+                }
+                found = Some(mk(val.to_string()));
+            }
+            let Some(key) = found else {
+                return Err(ConfigError {
+                    msg: "search step without file, fs_uuid, label, part_uuid or part_label".into(),
+                    ..here
+                });
+            };
+            StepKind::Search(key)
+        }
         "kernel" => {
+            check_keys(t, KERNEL_KEYS, "in [[step]]")?;
             let Some(k) = t.get("kernel") else {
                 return Err(ConfigError { msg: "kernel step without `kernel`".into(), ..here });
             };
@@ -243,9 +315,22 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                     c.to_string()
                 }
             };
-            StepKind::Kernel(KernelStep { kernel, initrd, cmdline })
+            let initrd_optional = match t.get("initrd_optional") {
+                None => false,
+                Some(Spanned { value: Value::Boolean(b), .. }) => *b,
+                Some(v) => {
+                    return Err(
+                        v.err(alloc::format!("`initrd_optional` must be a boolean, not {}", v.value.type_name()))
+                    );
+                }
+            };
+            StepKind::Kernel(KernelStep { kernel, initrd, initrd_optional, cmdline })
         }
-        other => return Err(ty.err(alloc::format!("unknown step type {other:?} (this loader knows: \"kernel\")"))),
+        other => {
+            return Err(
+                ty.err(alloc::format!("unknown step type {other:?} (this loader knows: \"kernel\", \"search\")"))
+            );
+        }
     };
     Ok(Step { name, line: t.line, kind })
 }
@@ -265,7 +350,7 @@ mod tests {
         assert_eq!(p.default, Some(1));
         assert_eq!(p.order(), [1, 0]);
         assert_eq!(p.steps[0].line, 5);
-        let StepKind::Kernel(k) = &p.steps[1].kind;
+        let StepKind::Kernel(k) = &p.steps[1].kind else { panic!() };
         assert_eq!(k.kernel, FilePath { volume: Some("memdisk".into()), path: "/boot/vmlinuz".into() });
         assert_eq!(k.kernel.to_string(), "(memdisk)/boot/vmlinuz");
         assert_eq!(k.initrd[0].to_string(), "(module0)");
@@ -276,7 +361,7 @@ mod tests {
     #[test]
     fn initrd_string_and_defaults() {
         let p = parse_policy("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\ninitrd = \"/i\"\n").unwrap();
-        let StepKind::Kernel(k) = &p.steps[0].kind;
+        let StepKind::Kernel(k) = &p.steps[0].kind else { panic!() };
         assert_eq!(k.initrd.len(), 1);
         assert_eq!(k.cmdline, "");
         assert_eq!((p.timeout, p.default), (0, None));
@@ -301,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             e("version = 1\n[[step]]\ntype = \"chain\"\n"),
-            "3:8: unknown step type \"chain\" (this loader knows: \"kernel\")"
+            "3:8: unknown step type \"chain\" (this loader knows: \"kernel\", \"search\")"
         );
         assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\n"), "2:1: kernel step without `kernel`");
         assert_eq!(
@@ -314,7 +399,7 @@ mod tests {
         );
         assert_eq!(
             e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\nkernal = 1\n"),
-            "5:1: unknown key `kernal` in [[step]] (known: type, name, kernel, initrd, cmdline)"
+            "5:1: unknown key `kernal` in [[step]] (known: type, name, kernel, initrd, initrd_optional, cmdline)"
         );
         assert_eq!(
             e("version = 1\ndefault = \"x\"\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\n"),
@@ -327,6 +412,36 @@ mod tests {
             "6:1: step name \"a\" is used twice (first at line 2)"
         );
         assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"(a)b\"\n").split(':').next(), Some("4"));
+    }
+
+    #[test]
+    fn search_steps() {
+        let p = parse_policy(
+            "version = 1\n[[step]]\ntype = \"search\"\nfile = \"/vmlinuz\"\n[[step]]\ntype = \"search\"\nlabel = \"root\"\n\
+             [[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\ninitrd = \"/initrd.img\"\ninitrd_optional = true\n",
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].kind, StepKind::Search(SearchKey::File("/vmlinuz".into())));
+        assert_eq!(p.steps[1].kind, StepKind::Search(SearchKey::Label("root".into())));
+        let StepKind::Kernel(k) = &p.steps[2].kind else { panic!() };
+        assert!(k.initrd_optional);
+        let e = |t: &str| parse_policy(t).unwrap_err().to_string();
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"search\"\n"),
+            "2:1: search step without file, fs_uuid, label, part_uuid or part_label"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"search\"\nlabel = \"a\"\nfs_uuid = \"b\"\n"),
+            "5:1: a search step takes one of file, fs_uuid, label, part_uuid, part_label"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"search\"\nkernel = \"/k\"\n"),
+            "4:1: unknown key `kernel` in a search step (known: type, name, file, fs_uuid, label, part_uuid, part_label)"
+        );
+        assert_eq!(
+            e("version = 1\n[[step]]\ntype = \"search\"\nfile = \"(vda)/k\"\n"),
+            "4:8: `file` is a path on the volume searched for, e.g. \"/vmlinuz\""
+        );
     }
 
     #[test]
