@@ -88,6 +88,24 @@ pub fn tsc_khz() -> u64 {
         .map_or(2_000_000, |mhz| (mhz * 1000.0) as u64)
 }
 
+/// The bootable guest disks (`scripts/build-boot-disks`): `NAME.img` in this directory.
+pub fn boot_disks() -> PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-boot-disks"))))).clone()
+}
+
+/// QEMU arguments attaching `disk` (read-only snapshot) as a virtio-blk device: on the
+/// virtio-mmio bus on microvm, as virtio-blk-pci otherwise.
+pub fn virtio_disk(machine: &str, id: usize, disk: &Path) -> Vec<String> {
+    let dev = if machine == "microvm" { "virtio-blk-device" } else { "virtio-blk-pci" };
+    vec![
+        "-drive".into(),
+        format!("file={},format=raw,if=none,id=d{id},snapshot=on", disk.display()),
+        "-device".into(),
+        format!("{dev},drive=d{id}"),
+    ]
+}
+
 /// The kernel command line the sample images carry.
 pub fn sample_cmdline() -> String {
     format!("console=ttyS0 tsc_early_khz={} panic=-1", tsc_khz())
@@ -131,6 +149,8 @@ pub struct Qemu {
     pub append: Option<String>,
     pub memory_mib: u32,
     pub timeout: Duration,
+    /// More QEMU arguments (disks, `-global`s), appended last.
+    pub extra_args: Vec<String>,
 }
 
 /// What a run produced.
@@ -170,6 +190,7 @@ impl Qemu {
             append: None,
             memory_mib: 512,
             timeout: Duration::from_secs(120),
+            extra_args: Vec::new(),
         }
     }
 
@@ -196,6 +217,7 @@ impl Qemu {
         if let Some(a) = &self.append {
             cmd.arg("-append").arg(a);
         }
+        cmd.args(&self.extra_args);
         let start = Instant::now();
         let mut child = cmd.spawn().expect("qemu-system-x86_64 (apt-get install qemu-system-x86)");
         let (status, timed_out) = loop {

@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use rxen_memdisk::ustar::Archive;
+use rxen_memdisk::ustar::{Archive, UstarError};
 
 use crate::cmdline::{DomainCmdline, kernel_cmdline};
 use crate::config::policy::{FilePath, KernelStep, Policy, Step, StepKind};
@@ -16,6 +16,7 @@ use crate::kernel::bzimage::BzImage;
 use crate::kernel::elf::PvhElf;
 use crate::kernel::{Kernel, detect};
 use crate::mem::{PAGE, RegionAllocator};
+use crate::volume::{self, Disk, GuestMemory, Volume};
 
 /// Below this the loader never places anything (BIOS data, firmware tables, start info).
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
@@ -45,44 +46,90 @@ pub struct ModuleData<'a> {
 }
 
 /// Where files come from during one boot.
-#[derive(Clone, Copy, Debug)]
 pub struct Files<'a> {
     /// The image's memdisk, when it has one.
     pub memdisk: Option<Archive<'a>>,
     /// PVH modules: `(module0)`, `(module1)`, ...
     pub modules: &'a [ModuleData<'a>],
+    /// The guest's disks and the volumes found on them.
+    pub disks: &'a mut [Disk],
+    pub volumes: &'a [Volume],
 }
 
 /// A file's bytes and, when they already sit in guest memory where they could be used in
-/// place, their physical address.
+/// place (a module, or a file read from disk into its own pages), their physical address.
 #[derive(Clone, Copy, Debug)]
 pub struct FileData<'a> {
     pub data: &'a [u8],
     pub module_paddr: Option<u64>,
 }
 
+/// The root volume: `memdisk`, or a disk volume chosen by a `search` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Root {
+    Memdisk,
+    Volume(usize),
+}
+
+/// Whether a read failed because the file is not there (an optional initrd) or for
+/// another reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    NotFound(String),
+    Other(String),
+}
+
+impl ReadError {
+    fn msg(self) -> String {
+        match self {
+            ReadError::NotFound(m) | ReadError::Other(m) => m,
+        }
+    }
+}
+
 impl<'a> Files<'a> {
-    /// Read `path`; a path without a volume is looked up on `root` (only `memdisk` here).
-    pub fn read(&self, path: &FilePath, root: &str) -> Result<FileData<'a>, BootError> {
-        let volume = path.volume.as_deref().unwrap_or(root);
+    /// Read `path`; a path without a volume is looked up on `root`. Disk files are read
+    /// into fresh pages from `mem`.
+    pub fn read(&mut self, path: &FilePath, root: &Root, mem: &mut dyn GuestMemory) -> Result<FileData<'a>, ReadError> {
+        let volume = match (&path.volume, root) {
+            (Some(v), _) => v.as_str(),
+            (None, Root::Memdisk) => "memdisk",
+            (None, Root::Volume(i)) => self.volumes.get(*i).map_or("memdisk", |v| v.name.as_str()),
+        };
+        let other = |m: String| Err(ReadError::Other(m));
         if volume == "memdisk" {
-            let Some(md) = &self.memdisk else { return err(format!("{path}: this image has no memdisk")) };
+            let Some(md) = &self.memdisk else { return other(format!("{path}: this image has no memdisk")) };
             return match md.file(&path.path) {
                 Ok(data) => Ok(FileData { data, module_paddr: None }),
-                Err(e) => err(format!("{path}: {e}")),
+                Err(e @ UstarError::NotFound) => Err(ReadError::NotFound(format!("{path}: {e}"))),
+                Err(e) => other(format!("{path}: {e}")),
             };
         }
-        if let Some(n) = volume.strip_prefix("module") {
-            let Ok(i) = n.parse::<usize>() else { return err(format!("{path}: bad module name")) };
+        if let Some(n) = volume.strip_prefix("module").filter(|n| n.bytes().all(|c| c.is_ascii_digit())) {
+            let Ok(i) = n.parse::<usize>() else { return other(format!("{path}: bad module name")) };
             return match self.modules.get(i) {
                 Some(m) if path.path.is_empty() || path.path == "/" => {
                     Ok(FileData { data: m.data, module_paddr: Some(m.paddr) })
                 }
-                Some(_) => err(format!("{path}: a module is a whole file; write ({volume}) without a path")),
-                None => err(format!("{path}: the domain was given {} module(s)", self.modules.len())),
+                Some(_) => other(format!("{path}: a module is a whole file; write ({volume}) without a path")),
+                None => {
+                    Err(ReadError::NotFound(format!("{path}: the domain was given {} module(s)", self.modules.len())))
+                }
             };
         }
-        err(format!("{path}: volume ({volume}) not found (disk support comes with the disk issue)"))
+        let Some(vol) = self.volumes.iter().find(|v| v.name == volume) else {
+            let known: Vec<&str> = self.volumes.iter().map(|v| v.name.as_str()).collect();
+            return other(format!(
+                "{path}: no volume ({volume}); volumes: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(" ") }
+            ));
+        };
+        let vol = vol.clone();
+        match volume::read_file(self.disks, &vol, &path.path, mem) {
+            Ok((paddr, data)) => Ok(FileData { data, module_paddr: Some(paddr) }),
+            Err(volume::ReadFileError::NotFound(m)) => Err(ReadError::NotFound(m)),
+            Err(volume::ReadFileError::Other(m)) => other(m),
+        }
     }
 }
 
@@ -101,18 +148,24 @@ pub enum Prepared<'a> {
 /// `-initrd`), module 0 is the initrd.
 pub fn prepare_kernel_step<'a>(
     step: &KernelStep,
-    files: &Files<'a>,
-    root: &str,
+    files: &mut Files<'a>,
+    root: &Root,
     domain: &DomainCmdline,
+    mem: &mut dyn GuestMemory,
+    log: &mut dyn FnMut(String),
 ) -> Result<Prepared<'a>, BootError> {
-    let kfile = files.read(&step.kernel, root)?;
+    let kfile = files.read(&step.kernel, root, mem).map_err(|e| BootError(e.msg()))?;
     let mut initrd = Vec::new();
     for p in &step.initrd {
-        initrd.push(files.read(p, root)?);
+        match files.read(p, root, mem) {
+            Ok(f) => initrd.push(f),
+            Err(ReadError::NotFound(m)) if step.initrd_optional => log(format!("{m} (optional initrd, skipped)")),
+            Err(e) => return err(e.msg()),
+        }
     }
     // Module 0 stands in for a missing initrd, unless it is the kernel itself.
     if step.initrd.is_empty()
-        && kfile.module_paddr.is_none()
+        && step.kernel.volume.as_deref().is_none_or(|v| !v.starts_with("module"))
         && let Some(m) = files.modules.first()
     {
         initrd.push(FileData { data: m.data, module_paddr: Some(m.paddr) });
@@ -125,16 +178,42 @@ pub fn prepare_kernel_step<'a>(
     }
 }
 
-/// Resolve a policy step.
-pub fn prepare_step<'a>(
+/// What running a step gave.
+#[derive(Debug)]
+pub enum StepOutcome<'a> {
+    /// A kernel to place and enter.
+    Boot(Prepared<'a>),
+    /// A search found this volume: the root for the steps after.
+    Root(usize),
+}
+
+/// Run a policy step (a search, or resolving a kernel step's files).
+pub fn run_step<'a>(
     step: &Step,
-    files: &Files<'a>,
-    root: &str,
+    files: &mut Files<'a>,
+    root: &Root,
     domain: &DomainCmdline,
-) -> Result<Prepared<'a>, BootError> {
+    mem: &mut dyn GuestMemory,
+    log: &mut dyn FnMut(String),
+) -> Result<StepOutcome<'a>, BootError> {
     match &step.kind {
-        StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain),
-        StepKind::Search(key) => err(format!("search {key}: this loader has no disk volumes yet")),
+        StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain, mem, log).map(StepOutcome::Boot),
+        StepKind::Search(key) => match volume::search(files.disks, files.volumes, key) {
+            Some(i) => Ok(StepOutcome::Root(i)),
+            None => err(format!(
+                "search {key}: no volume matches ({} volume(s) on {} disk(s))",
+                files.volumes.len(),
+                files.disks.len()
+            )),
+        },
+    }
+}
+
+/// Whether a step reads from the root volume (a path without a volume).
+pub fn step_uses_root(step: &Step) -> bool {
+    match &step.kind {
+        StepKind::Kernel(k) => core::iter::once(&k.kernel).chain(&k.initrd).any(|p| p.volume.is_none()),
+        StepKind::Search(_) => false,
     }
 }
 

@@ -10,11 +10,17 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod block;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod config;
+pub mod crc;
+pub mod drivers;
+pub mod fs;
 pub mod handoff;
 pub mod kernel;
 pub mod mem;
+pub mod part;
 pub mod platform;
+pub mod volume;

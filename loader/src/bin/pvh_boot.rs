@@ -12,15 +12,19 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use alloc::boxed::Box;
 use linked_list_allocator::LockedHeap;
-use rxen_loader::boot::{self, FileData, Files, ModuleData, Prepared};
+use rxen_loader::block::cache::CachedDevice;
+use rxen_loader::boot::{self, FileData, Files, ModuleData, Prepared, Root, StepOutcome};
 use rxen_loader::bootinfo::{PhysMem, StartInfo};
 use rxen_loader::cmdline::parse_domain_cmdline;
 use rxen_loader::config::policy::parse_policy;
+use rxen_loader::config::policy::{Policy, StepKind};
 use rxen_loader::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
 use rxen_loader::handoff::start_info::build_start_info;
 use rxen_loader::mem::{E820Entry, RegionAllocator};
 use rxen_loader::platform::{acpi, io, serial::SerialConsole, xen_cpuid_base};
+use rxen_loader::volume::{self, Disk, GuestMemory};
 use rxen_memdisk::ImageHeader;
 use rxen_memdisk::ustar::Archive;
 
@@ -205,9 +209,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         // is reserved in the allocator, so nothing overwrites it.
         .map(|m| ModuleData { paddr: m.paddr, data: unsafe { io::phys_slice(m.paddr, m.size as usize) } })
         .collect();
-    let files = Files { memdisk, modules: &modules };
-
-    let policy_text = match &files.memdisk {
+    let policy_text = match &memdisk {
         Some(md) => match md.file("rxen.toml") {
             Ok(b) => core::str::from_utf8(b).unwrap_or_else(|_| fatal("rxen.toml: not UTF-8")),
             Err(e) => fatal(e),
@@ -215,22 +217,79 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         None => GENERIC_POLICY,
     };
     let policy = parse_policy(policy_text).unwrap_or_else(|e| fatal(e.in_file("rxen.toml")));
+
+    // Disks are probed only when the policy can use them (or to show them with rxen.debug):
+    // a standalone image with its kernel in the memdisk never touches the guest's disks.
+    let mut disks: Vec<Disk> = Vec::new();
+    if policy_uses_disks(&policy) || domain.options.debug {
+        for (name, desc, dev) in rxen_loader::drivers::probe_block_devices() {
+            disks.push(Disk { name, desc, dev: Box::new(CachedDevice::new(dev)) });
+        }
+    }
+    if domain.options.debug {
+        for d in &mut disks {
+            let mut sector0 = alloc::vec![0u8; d.dev.block_size() as usize];
+            let crc = match d.dev.read_blocks(0, &mut sector0) {
+                Ok(()) => alloc::format!("0x{:08x}", rxen_loader::crc::crc32(&sector0)),
+                Err(e) => alloc::format!("unreadable ({e})"),
+            };
+            say!(
+                "rxen: disk {}: {}, {} sectors of {} bytes, sector0 crc32 {crc}",
+                d.name,
+                d.desc,
+                d.dev.num_blocks(),
+                d.dev.block_size()
+            );
+        }
+    }
+    let volumes = volume::scan(&mut disks, &mut |m| say!("rxen: {m}"));
+    for v in &volumes {
+        say!("rxen: volume {}", v.describe());
+    }
+    let mut files = Files { memdisk, modules: &modules, disks: &mut disks, volumes: &volumes };
+
     let order = boot::step_order(&policy, &domain).unwrap_or_else(|e| {
         say!("rxen: {e}");
         policy.order()
     });
 
     let mut tried: Vec<String> = Vec::new();
+    let mut root = Root::Memdisk;
+    let mut search_failed = false;
     for i in order {
+        let step = &policy.steps[i];
         let label = boot::step_label(&policy, i);
+        if search_failed && boot::step_uses_root(step) {
+            say!("rxen: step {label} skipped: the search before it found nothing");
+            continue;
+        }
         say!("rxen: step {label}");
-        let attempt = boot::prepare_step(&policy.steps[i], &files, "memdisk", &domain)
-            .and_then(|p| launch(p, &mut alloc.clone(), &bi.memmap, bi.rsdp_paddr));
-        // launch() only returns on failure.
-        if let Err(e) = attempt {
+        let mut a = alloc.clone();
+        let outcome = {
+            let mut mem = PhysAlloc(&mut a);
+            boot::run_step(step, &mut files, &root, &domain, &mut mem, &mut |m| say!("rxen: {m}"))
+        };
+        let result = match outcome {
+            Ok(StepOutcome::Root(v)) => {
+                say!("rxen: root is now ({})", volumes[v].name);
+                root = Root::Volume(v);
+                search_failed = false;
+                continue;
+            }
+            // launch() only returns on failure.
+            Ok(StepOutcome::Boot(p)) => launch(p, &mut a, &bi.memmap, bi.rsdp_paddr),
+            Err(e) => {
+                search_failed = matches!(step.kind, StepKind::Search(_));
+                Err(e)
+            }
+        };
+        if let Err(e) = result {
             say!("rxen: step {label} failed: {e}");
             tried.push(alloc::format!("{label}: {e}"));
         }
+    }
+    if !volumes.is_empty() || !files.disks.is_empty() {
+        say!("rxen: {} disk(s), {} volume(s) found", files.disks.len(), volumes.len());
     }
     say!("rxen: nothing to boot; tried:");
     for t in &tried {
@@ -332,6 +391,29 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
             // %ebx = hvm_start_info; never returns.
             unsafe { rxen_enter32(elf.entry, pl.start_info_paddr as u32, 0) }
         }
+    }
+}
+
+/// Whether any step can read from the guest's disks.
+fn policy_uses_disks(policy: &Policy) -> bool {
+    policy.steps.iter().any(|s| match &s.kind {
+        StepKind::Search(_) => true,
+        StepKind::Kernel(k) => core::iter::once(&k.kernel)
+            .chain(&k.initrd)
+            .any(|p| p.volume.as_deref().is_some_and(|v| v != "memdisk" && !v.starts_with("module"))),
+    })
+}
+
+/// Guest RAM for files read from disk: page-aligned, high, below 4 GiB, from the step's
+/// allocator, so kernel placement avoids it and an initrd can be used where it lies.
+struct PhysAlloc<'x>(&'x mut RegionAllocator);
+
+impl GuestMemory for PhysAlloc<'_> {
+    fn alloc(&mut self, len: u64) -> Option<(u64, &'static mut [u8])> {
+        let at = self.0.alloc_top(len, rxen_loader::mem::PAGE, GIB4)?;
+        // SAFETY: [at, at + len) is free RAM below 4 GiB (identity mapped), now reserved in
+        // this attempt's allocator and handed out once.
+        Some((at, unsafe { io::phys_slice_mut(at, len as usize) }))
     }
 }
 

@@ -5,7 +5,9 @@
 
 pub mod acpi;
 pub mod io;
+pub mod pci;
 pub mod serial;
+pub mod time;
 
 /// CPUID leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {

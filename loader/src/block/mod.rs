@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Block devices: the seam between drivers (virtio-blk, later Xen blkfront) and the
+//! partition and filesystem readers, which only ever see [`BlockDevice`].
+//!
+//! [`SliceDisk`] is the host fake (and what the fuzzers drive); [`read_bytes`] gives
+//! byte-granular reads on top of block reads.
+
+use alloc::vec;
+use core::fmt;
+
+pub mod cache;
+
+/// Why a block read failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockError {
+    /// The request reaches past the end of the device.
+    OutOfRange { lba: u64, blocks: u64, device_blocks: u64 },
+    /// The buffer is not a whole number of blocks.
+    BadBuffer { len: usize, block_size: u32 },
+    /// The device reported an error (virtio-blk status, blkif status, ...).
+    Device { status: u8 },
+    /// The device did not answer in time.
+    Timeout,
+    /// The device is in a state the driver cannot use.
+    Broken(&'static str),
+}
+
+impl fmt::Display for BlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockError::OutOfRange { lba, blocks, device_blocks } => {
+                write!(f, "read of {blocks} block(s) at {lba} is past the end of the disk ({device_blocks} blocks)")
+            }
+            BlockError::BadBuffer { len, block_size } => {
+                write!(f, "buffer of {len} bytes is not a multiple of the {block_size}-byte block")
+            }
+            BlockError::Device { status } => write!(f, "the device reported I/O error (status {status})"),
+            BlockError::Timeout => f.write_str("the device did not answer in time"),
+            BlockError::Broken(why) => write!(f, "the device is unusable: {why}"),
+        }
+    }
+}
+
+impl core::error::Error for BlockError {}
+
+/// A disk (or a partition of one): fixed-size blocks, read by number.
+pub trait BlockDevice {
+    /// Bytes per block: a power of two, 512..=4096.
+    fn block_size(&self) -> u32;
+    /// Number of blocks.
+    fn num_blocks(&self) -> u64;
+    /// Fill `buf` (a whole number of blocks) from block `lba` on.
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError>;
+
+    /// Size in bytes.
+    fn size_bytes(&self) -> u64 {
+        self.num_blocks().saturating_mul(u64::from(self.block_size()))
+    }
+}
+
+impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
+    fn block_size(&self) -> u32 {
+        (**self).block_size()
+    }
+    fn num_blocks(&self) -> u64 {
+        (**self).num_blocks()
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        (**self).read_blocks(lba, buf)
+    }
+}
+
+impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
+    fn block_size(&self) -> u32 {
+        (**self).block_size()
+    }
+    fn num_blocks(&self) -> u64 {
+        (**self).num_blocks()
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        (**self).read_blocks(lba, buf)
+    }
+}
+
+/// Check a request against a device: whole blocks, inside the device.
+pub fn check_request(block_size: u32, num_blocks: u64, lba: u64, len: usize) -> Result<u64, BlockError> {
+    let bs = block_size as usize;
+    if !len.is_multiple_of(bs) {
+        return Err(BlockError::BadBuffer { len, block_size });
+    }
+    let blocks = (len / bs) as u64;
+    if lba.checked_add(blocks).is_none_or(|end| end > num_blocks) {
+        return Err(BlockError::OutOfRange { lba, blocks, device_blocks: num_blocks });
+    }
+    Ok(blocks)
+}
+
+/// A disk image in memory: the host fake for tests and fuzzers.
+#[derive(Debug)]
+pub struct SliceDisk<'a> {
+    data: &'a [u8],
+    block_size: u32,
+}
+
+impl<'a> SliceDisk<'a> {
+    /// `data` as a disk of `block_size`-byte blocks; a partial last block is ignored.
+    pub fn new(data: &'a [u8], block_size: u32) -> SliceDisk<'a> {
+        assert!(block_size.is_power_of_two() && (512..=4096).contains(&block_size));
+        SliceDisk { data, block_size }
+    }
+}
+
+impl BlockDevice for SliceDisk<'_> {
+    fn block_size(&self) -> u32 {
+        self.block_size
+    }
+    fn num_blocks(&self) -> u64 {
+        self.data.len() as u64 / u64::from(self.block_size)
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        check_request(self.block_size, self.num_blocks(), lba, buf.len())?;
+        let start = lba as usize * self.block_size as usize;
+        buf.copy_from_slice(&self.data[start..start + buf.len()]);
+        Ok(())
+    }
+}
+
+/// Read `buf.len()` bytes at byte `offset`: the aligned middle straight into `buf`, the
+/// unaligned head and tail through one block-sized bounce buffer.
+pub fn read_bytes<D: BlockDevice + ?Sized>(dev: &mut D, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let bs = u64::from(dev.block_size());
+    let end =
+        offset.checked_add(buf.len() as u64).filter(|&e| e <= dev.size_bytes()).ok_or(BlockError::OutOfRange {
+            lba: offset / bs,
+            blocks: (buf.len() as u64).div_ceil(bs),
+            device_blocks: dev.num_blocks(),
+        })?;
+    let mut bounce = vec![0u8; bs as usize];
+    let mut pos = offset;
+    let mut done = 0usize;
+    while pos < end {
+        let lba = pos / bs;
+        let within = (pos % bs) as usize;
+        let left = (end - pos) as usize;
+        if within == 0 && left >= bs as usize {
+            let whole = left - left % bs as usize;
+            dev.read_blocks(lba, &mut buf[done..done + whole])?;
+            done += whole;
+            pos += whole as u64;
+        } else {
+            dev.read_blocks(lba, &mut bounce)?;
+            let n = (bs as usize - within).min(left);
+            buf[done..done + n].copy_from_slice(&bounce[within..within + n]);
+            done += n;
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_disk_and_read_bytes() {
+        let data: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let mut d = SliceDisk::new(&data, 512);
+        assert_eq!(d.num_blocks(), 8);
+        let mut b = [0u8; 1000];
+        read_bytes(&mut d, 300, &mut b).unwrap();
+        assert_eq!(&b[..], &data[300..1300]);
+        let mut blk = [0u8; 512];
+        assert_eq!(d.read_blocks(8, &mut blk), Err(BlockError::OutOfRange { lba: 8, blocks: 1, device_blocks: 8 }));
+        assert_eq!(d.read_blocks(0, &mut b[..100]), Err(BlockError::BadBuffer { len: 100, block_size: 512 }));
+        assert!(read_bytes(&mut d, 4000, &mut b[..200]).is_err());
+        let mut all = [0u8; 4096];
+        read_bytes(&mut d, 0, &mut all).unwrap();
+        assert_eq!(&all[..], &data[..]);
+    }
+}

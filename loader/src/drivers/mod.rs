@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Device drivers: virtio-blk over virtio-mmio and virtio-pci.
+//!
+//! [`probe_block_devices`] finds the disks and names them the way the domain's owner
+//! lists them: `vda` is the first disk on the QEMU command line.
+
+pub mod virtio;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::block::BlockDevice;
+use crate::platform::{pci, xen_cpuid_base};
+use virtio::blk::VirtioBlk;
+use virtio::mmio::{MICROVM_BASE, MICROVM_SLOT_SIZE, MICROVM_SLOTS, MmioTransport};
+use virtio::pci::{DEVICE_BLOCK_MODERN, DEVICE_BLOCK_TRANSITIONAL, PciTransport, VENDOR_VIRTIO};
+use virtio::{DEVICE_ID_BLOCK, MmioRegion, Transport};
+
+/// A disk found by [`probe_block_devices`]: (name, description, device).
+pub type Disk = (String, String, Box<dyn BlockDevice>);
+
+/// Linux's name for the `index`th virtio disk: vda..vdz, vdaa..vdzz, ...
+pub fn disk_name(index: usize) -> String {
+    let mut letters = Vec::new();
+    let mut n = index + 1;
+    while n > 0 {
+        n -= 1;
+        letters.push(b'a' + (n % 26) as u8);
+        n /= 26;
+    }
+    letters.reverse();
+    format!("vd{}", String::from_utf8(letters).unwrap_or_default())
+}
+
+/// Every virtio block device, ready to read, in command-line order: on PCI machines
+/// (pc, q35) in bus/device/function order; on microvm (no PCI, virtio-mmio) from the
+/// highest slot down, which is how QEMU fills them. Names follow position: a device that
+/// fails to initialise is left out but keeps its name, so `vdb` is always the second
+/// disk given. On Xen (no virtio; unmapped MMIO can fault) the list is empty.
+pub fn probe_block_devices() -> Vec<Disk> {
+    probe_block_devices_logged(&mut |_| {})
+}
+
+/// [`probe_block_devices`], reporting devices that could not be brought up to `log`.
+pub fn probe_block_devices_logged(log: &mut dyn FnMut(&str)) -> Vec<Disk> {
+    if xen_cpuid_base().is_some() {
+        return Vec::new();
+    }
+    let mut found: Vec<(String, Probed)> = Vec::new();
+    if pci::present() {
+        // QEMU only places virtio-mmio transports on microvm, which has no 0xcf8 PCI; on
+        // pc/q35 the microvm window may hold some PCI BAR: do not touch it.
+        for f in pci::enumerate() {
+            let kind = match (f.vendor, f.device) {
+                (VENDOR_VIRTIO, DEVICE_BLOCK_MODERN) => "modern",
+                (VENDOR_VIRTIO, DEVICE_BLOCK_TRANSITIONAL) => "transitional, legacy interface",
+                _ => continue,
+            };
+            let t = if f.device == DEVICE_BLOCK_MODERN {
+                PciTransport::modern(f.addr)
+            } else {
+                PciTransport::legacy(f.addr)
+            };
+            found.push((format!("virtio-blk pci {} ({kind})", f.addr), t.and_then(blk)));
+        }
+    } else {
+        for slot in (0..MICROVM_SLOTS).rev() {
+            let base = MICROVM_BASE + u64::from(slot) * MICROVM_SLOT_SIZE;
+            // SAFETY: no PCI and not Xen: this is QEMU microvm (or no device at all, where
+            // reads return all ones), whose virtio-mmio slots are these 0x200-byte windows
+            // below 4 GiB; reading their identification registers has no side effects.
+            let regs = unsafe { MmioRegion::new(base, MICROVM_SLOT_SIZE as usize) };
+            let Some((t, id)) = MmioTransport::probe(regs) else { continue };
+            if id != DEVICE_ID_BLOCK {
+                continue;
+            }
+            let kind = if t.is_modern() { "modern" } else { "legacy" };
+            found.push((format!("virtio-blk mmio slot {slot} ({kind})"), blk(t)));
+        }
+    }
+    let mut disks = Vec::new();
+    for (i, (desc, dev)) in found.into_iter().enumerate() {
+        let name = disk_name(i);
+        match dev {
+            Ok(d) => disks.push((name, desc, d)),
+            Err(e) => log(&format!("{name}: {desc}: {e}")),
+        }
+    }
+    disks
+}
+
+/// A device brought up, or why not.
+type Probed = Result<Box<dyn BlockDevice>, virtio::InitError>;
+
+fn blk<T: Transport + 'static>(t: T) -> Probed {
+    VirtioBlk::new(t).map(|d| Box::new(d) as Box<dyn BlockDevice>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disk_name;
+
+    #[test]
+    fn names_like_linux() {
+        assert_eq!(disk_name(0), "vda");
+        assert_eq!(disk_name(25), "vdz");
+        assert_eq!(disk_name(26), "vdaa");
+        assert_eq!(disk_name(27), "vdab");
+        assert_eq!(disk_name(26 + 26 * 26), "vdaaa");
+    }
+}
