@@ -54,6 +54,8 @@ pub struct Files<'a> {
     /// The guest's disks and the volumes found on them.
     pub disks: &'a mut [Disk],
     pub volumes: &'a [Volume],
+    /// Files read from disk: (what, bytes, microseconds), for `rxen.debug`.
+    pub reads: Vec<(String, u64, u64)>,
 }
 
 /// A file's bytes and, when they already sit in guest memory where they could be used in
@@ -125,8 +127,13 @@ impl<'a> Files<'a> {
             ));
         };
         let vol = vol.clone();
+        let t0 = crate::platform::time::now_us();
         match volume::read_file(self.disks, &vol, &path.path, mem) {
-            Ok((paddr, data)) => Ok(FileData { data, module_paddr: Some(paddr) }),
+            Ok((paddr, data)) => {
+                let us = crate::platform::time::now_us().saturating_sub(t0);
+                self.reads.push((format!("({}){}", vol.name, path.path), data.len() as u64, us));
+                Ok(FileData { data, module_paddr: Some(paddr) })
+            }
             Err(volume::ReadFileError::NotFound(m)) => Err(ReadError::NotFound(m)),
             Err(volume::ReadFileError::Other(m)) => other(m),
         }

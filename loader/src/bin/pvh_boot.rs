@@ -246,7 +246,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     for v in &volumes {
         say!("rxen: volume {}", v.describe());
     }
-    let mut files = Files { memdisk, modules: &modules, disks: &mut disks, volumes: &volumes };
+    let mut files = Files { memdisk, modules: &modules, disks: &mut disks, volumes: &volumes, reads: Vec::new() };
 
     let order = boot::step_order(&policy, &domain).unwrap_or_else(|e| {
         say!("rxen: {e}");
@@ -269,6 +269,17 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             let mut mem = PhysAlloc(&mut a);
             boot::run_step(step, &mut files, &root, &domain, &mut mem, &mut |m| say!("rxen: {m}"))
         };
+        if domain.options.debug {
+            for (what, bytes, us) in files.reads.drain(..) {
+                let rate = bytes.saturating_mul(1_000_000) / us.max(1) / (1 << 20);
+                say!(
+                    "rxen: read {what}: {} in {}.{:03} s ({rate} MiB/s)",
+                    boot::size_str(bytes),
+                    us / 1_000_000,
+                    us / 1000 % 1000
+                );
+            }
+        }
         let result = match outcome {
             Ok(StepOutcome::Root(v)) => {
                 say!("rxen: root is now ({})", volumes[v].name);
