@@ -94,6 +94,16 @@ pub fn boot_disks() -> PathBuf {
     D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-boot-disks"))))).clone()
 }
 
+/// The filesystem fixtures (`scripts/build-disk-fixtures`): `NAME.img` in this directory.
+pub fn disk_fixtures() -> PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| {
+        run_ok(&mut Command::new(root().join("scripts/build-disk-fixtures")));
+        root().join(".cache/disks")
+    })
+    .clone()
+}
+
 /// QEMU arguments attaching `disk` (read-only snapshot) as a virtio-blk device: on the
 /// virtio-mmio bus on microvm, as virtio-blk-pci otherwise.
 pub fn virtio_disk(machine: &str, id: usize, disk: &Path) -> Vec<String> {

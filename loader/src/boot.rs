@@ -181,7 +181,16 @@ pub fn prepare_kernel_step<'a>(
     match detect(kfile.data) {
         Ok(Kernel::BzImage(kernel)) => Ok(Prepared::Linux { kernel, initrd, cmdline }),
         Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile.data, elf, initrd, cmdline }),
-        Err(e) => err(format!("{}: {e}", step.kernel)),
+        Err(e) => {
+            let shown = match (&step.kernel.volume, root) {
+                (None, Root::Volume(i)) => match files.volumes.get(*i) {
+                    Some(v) => format!("({}){}", v.name, step.kernel.path),
+                    None => step.kernel.to_string(),
+                },
+                _ => step.kernel.to_string(),
+            };
+            err(format!("{shown}: {e}"))
+        }
     }
 }
 

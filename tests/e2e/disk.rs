@@ -7,11 +7,17 @@
 use rxen_e2e::*;
 
 fn boot_from(machine: &str, disks: &[&str]) -> Run {
-    let dir = boot_disks();
+    let paths: Vec<_> = disks.iter().map(|d| boot_disks().join(format!("{d}.img"))).collect();
+    boot_from_paths(machine, &paths)
+}
+
+fn boot_from_paths(machine: &str, disks: &[std::path::PathBuf]) -> Run {
     let mut q = Qemu::new(machine, &loader());
     q.append = Some(sample_cmdline());
+    // Hostile disks must end the boot attempt by themselves, long before this.
+    q.timeout = std::time::Duration::from_secs(60);
     for (i, d) in disks.iter().enumerate() {
-        q.extra_args.extend(virtio_disk(machine, i, &dir.join(format!("{d}.img"))));
+        q.extra_args.extend(virtio_disk(machine, i, d));
     }
     q.run()
 }
@@ -78,4 +84,58 @@ fn no_kernel_anywhere_powers_off() {
     assert!(run.serial.contains("rxen: step vmlinuz skipped: the search before it found nothing"), "{}", run.dump());
     assert!(run.serial.contains("rxen: nothing to boot"), "{}", run.dump());
     assert_eq!(run.exit_code, Some(5), "{}", run.dump());
+}
+
+// Hostile disks. Each must make its step fail with a message naming the cause, and the
+// loader fall through: to the good second disk when one is attached, else to a clean
+// poweroff ("nothing to boot", isa-debug-exit code 5). None may hang or crash the loader.
+
+fn assert_clean_failure(run: &Run, why: &str) {
+    assert!(run.serial.contains(why), "want {why:?}:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: nothing to boot"), "{}", run.dump());
+    assert_eq!(run.exit_code, Some(5), "{}", run.dump());
+}
+
+/// A filesystem cut in half: refused as a volume; the kernel is found on vdb.
+#[test]
+fn hostile_truncated_fs_falls_through_to_second_disk() {
+    let run = boot_from_paths("microvm", &[disk_fixtures().join("truncated.img"), boot_disks().join("ext4.img")]);
+    assert!(run.serial.contains("rxen: (vda): ext2/3/4 filesystem not usable"), "{}", run.dump());
+    assert_booted(&run, "vdb");
+}
+
+/// s_blocks_per_group = 0 (a 0-block group count): refused; the kernel is found on vdb.
+#[test]
+fn hostile_zero_groups_falls_through_to_second_disk() {
+    let run = boot_from_paths("microvm", &[disk_fixtures().join("zero-groups.img"), boot_disks().join("ext4.img")]);
+    assert!(run.serial.contains("rxen: (vda): ext2/3/4 filesystem not usable"), "{}", run.dump());
+    assert_booted(&run, "vdb");
+}
+
+/// /vmlinuz is a symlink loop: the search skips the volume; the kernel is found on vdb.
+#[test]
+fn hostile_symlink_loop_falls_through_to_second_disk() {
+    assert_booted(&boot_from("microvm", &["hostile-symlink-loop", "ext4"]), "vdb");
+}
+
+/// A directory hard-linked into its own child (and into itself): the walk ends, the
+/// random "kernel" of the fixture tree is refused, the guest powers off.
+#[test]
+fn hostile_directory_loop_ends_cleanly() {
+    let run = boot_from_paths("microvm", &[disk_fixtures().join("dirloop.img")]);
+    assert_clean_failure(&run, "rxen: step vmlinuz failed: (vda)/vmlinuz");
+}
+
+/// A zero-length kernel.
+#[test]
+fn hostile_zero_length_kernel_ends_cleanly() {
+    let run = boot_from("microvm", &["hostile-zero-length"]);
+    assert_clean_failure(&run, "rxen: step vmlinuz failed: (vda)/vmlinuz: kernel: neither a bzImage");
+}
+
+/// The kernel's extent tree points past the end of the disk.
+#[test]
+fn hostile_extent_past_the_disk_ends_cleanly() {
+    let run = boot_from("microvm", &["hostile-extent"]);
+    assert_clean_failure(&run, "past the end of the filesystem");
 }
