@@ -161,6 +161,8 @@ pub struct Qemu {
     pub timeout: Duration,
     /// More QEMU arguments (disks, `-global`s), appended last.
     pub extra_args: Vec<String>,
+    /// Bytes typed on the serial console (COM1 on stdio instead of a file).
+    pub serial_input: Option<Vec<u8>>,
 }
 
 /// What a run produced.
@@ -201,6 +203,7 @@ impl Qemu {
             memory_mib: 512,
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
+            serial_input: None,
         }
     }
 
@@ -212,14 +215,17 @@ impl Qemu {
         cmd.args(["-M", &self.machine, "-accel", "tcg", "-m", &self.memory_mib.to_string()])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
+            .arg(if self.serial_input.is_some() { "stdio".to_string() } else { format!("file:{}", serial.display()) })
             .arg("-debugcon")
             .arg(format!("file:{}", debugcon.display()))
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
             .arg("-kernel")
             .arg(&self.kernel)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(if self.serial_input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(match self.serial_input {
+                Some(_) => Stdio::from(std::fs::File::create(&serial).expect("serial log")),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::piped());
         if let Some(i) = &self.initrd {
             cmd.arg("-initrd").arg(i);
@@ -230,6 +236,11 @@ impl Qemu {
         cmd.args(&self.extra_args);
         let start = Instant::now();
         let mut child = cmd.spawn().expect("qemu-system-x86_64 (apt-get install qemu-system-x86)");
+        if let (Some(input), Some(mut stdin)) = (&self.serial_input, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(input).expect("serial input");
+            // Dropping stdin closes it; QEMU keeps what it has not delivered yet.
+        }
         let (status, timed_out) = loop {
             if let Some(s) = child.try_wait().unwrap() {
                 break (Some(s), false);

@@ -187,3 +187,37 @@ fn memdisk_file_offset(elf: &[u8], paddr: u64) -> usize {
         .map(|p| u64_at(p + 8) as usize)
         .expect("memdisk PT_LOAD")
 }
+
+/// `on_failure = "prompt"`: after every step failed, the loader waits on the serial
+/// console; a step can be retried by number, an unknown one is named, `off` powers off.
+#[test]
+fn prompt_after_failure_retries_and_powers_off() {
+    let dir = Scratch::new("prompt");
+    let policy = dir.path("rxen.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\non_failure = \"prompt\"\n[[step]]\ntype = \"kernel\"\nname = \"broken\"\nkernel = \"(module0)\"\n",
+    )
+    .unwrap();
+    let img = dir.path("guest.img");
+    let l = loader();
+    mkimage_ok(&[
+        "build",
+        "-o",
+        img.to_str().unwrap(),
+        "--loader",
+        l.to_str().unwrap(),
+        "--config",
+        policy.to_str().unwrap(),
+    ]);
+    let mut q = Qemu::new("microvm", &img);
+    // The first byte may arrive before the loader programs the UART: start with a newline.
+    q.serial_input = Some(b"\nnope\n1\noff\n".to_vec());
+    q.timeout = std::time::Duration::from_secs(60);
+    let run = q.run();
+    let serial = run.serial.replace('\r', "");
+    assert!(serial.contains("rxen> step number or name to try, or 'off' to power off:"), "{}", run.dump());
+    assert!(serial.contains("rxen: no step \"nope\""), "{}", run.dump());
+    assert_eq!(serial.matches("rxen: step broken failed").count(), 2, "{}", run.dump());
+    assert_eq!(run.exit_code, Some(5), "{}", run.dump());
+}

@@ -19,7 +19,7 @@ use rxen_loader::boot::{self, FileData, Files, ModuleData, Prepared, Root, StepO
 use rxen_loader::bootinfo::{PhysMem, StartInfo};
 use rxen_loader::cmdline::parse_domain_cmdline;
 use rxen_loader::config::policy::parse_policy;
-use rxen_loader::config::policy::{Policy, StepKind};
+use rxen_loader::config::policy::{OnFailure, Policy, StepKind};
 use rxen_loader::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
 use rxen_loader::handoff::start_info::build_start_info;
 use rxen_loader::mem::{E820Entry, RegionAllocator};
@@ -63,6 +63,11 @@ fn console() -> SerialConsole {
 
 macro_rules! say {
     ($($t:tt)*) => {{ let _ = writeln!(console(), $($t)*); }};
+}
+
+/// Print without a newline (prompt echo).
+fn say_raw(s: &str) {
+    let _ = console().write_str(s);
 }
 
 /// Physical memory below 4 GiB, identity mapped by pvh.S.
@@ -246,6 +251,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     for v in &volumes {
         say!("rxen: volume {}", v.describe());
     }
+    let disks_len = disks.len();
     let mut files = Files { memdisk, modules: &modules, disks: &mut disks, volumes: &volumes, reads: Vec::new() };
 
     let order = boot::step_order(&policy, &domain).unwrap_or_else(|e| {
@@ -256,18 +262,19 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     let mut tried: Vec<String> = Vec::new();
     let mut root = Root::Memdisk;
     let mut search_failed = false;
-    for i in order {
+    // One attempt at step `i`; returns only when it did not boot.
+    let mut attempt = |i: usize, root: &mut Root, search_failed: &mut bool, tried: &mut Vec<String>| {
         let step = &policy.steps[i];
         let label = boot::step_label(&policy, i);
-        if search_failed && boot::step_uses_root(step) {
+        if *search_failed && boot::step_uses_root(step) {
             say!("rxen: step {label} skipped: the search before it found nothing");
-            continue;
+            return;
         }
         say!("rxen: step {label}");
         let mut a = alloc.clone();
         let outcome = {
             let mut mem = PhysAlloc(&mut a);
-            boot::run_step(step, &mut files, &root, &domain, &mut mem, &mut |m| say!("rxen: {m}"))
+            boot::run_step(step, &mut files, root, &domain, &mut mem, &mut |m| say!("rxen: {m}"))
         };
         if domain.options.debug {
             for (what, bytes, us) in files.reads.drain(..) {
@@ -283,14 +290,14 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         let result = match outcome {
             Ok(StepOutcome::Root(v)) => {
                 say!("rxen: root is now ({})", volumes[v].name);
-                root = Root::Volume(v);
-                search_failed = false;
-                continue;
+                *root = Root::Volume(v);
+                *search_failed = false;
+                return;
             }
             // launch() only returns on failure.
             Ok(StepOutcome::Boot(p)) => launch(p, &mut a, &bi.memmap, bi.rsdp_paddr),
             Err(e) => {
-                search_failed = matches!(step.kind, StepKind::Search(_));
+                *search_failed = matches!(step.kind, StepKind::Search(_));
                 Err(e)
             }
         };
@@ -298,13 +305,44 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             say!("rxen: step {label} failed: {e}");
             tried.push(alloc::format!("{label}: {e}"));
         }
+    };
+    for i in order {
+        attempt(i, &mut root, &mut search_failed, &mut tried);
     }
-    if !volumes.is_empty() || !files.disks.is_empty() {
-        say!("rxen: {} disk(s), {} volume(s) found", files.disks.len(), volumes.len());
+    if !volumes.is_empty() || disks_len != 0 {
+        say!("rxen: {disks_len} disk(s), {} volume(s) found", volumes.len());
     }
     say!("rxen: nothing to boot; tried:");
     for t in &tried {
         say!("rxen:   {t}");
+    }
+    if policy.on_failure == OnFailure::Prompt && COM1.load(Ordering::Relaxed) {
+        let console = SerialConsole::init_quiet(true);
+        loop {
+            say!("rxen: steps:");
+            for i in 0..policy.steps.len() {
+                say!("rxen:   {}. {}", i + 1, boot::step_label(&policy, i));
+            }
+            say!("rxen> step number or name to try, or 'off' to power off:");
+            let line = read_line(&console);
+            let want = line.trim();
+            if want == "off" {
+                break;
+            }
+            if want.is_empty() {
+                continue;
+            }
+            let pick = want
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&n| n < policy.steps.len())
+                .or_else(|| policy.steps.iter().position(|s| s.name.as_deref() == Some(want)));
+            match pick {
+                Some(i) => attempt(i, &mut root, &mut search_failed, &mut tried),
+                None => say!("rxen: no step {want:?}"),
+            }
+        }
     }
     say!("rxen: powering off");
     poweroff(2)
@@ -401,6 +439,30 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
             // SAFETY: segments, start info and initrd are placed; PVH ABI entry with
             // %ebx = hvm_start_info; never returns.
             unsafe { rxen_enter32(elf.entry, pl.start_info_paddr as u32, 0) }
+        }
+    }
+}
+
+/// A line from COM1, echoed; backspace edits. Waits as long as it takes: the policy
+/// asked for a prompt.
+fn read_line(console: &SerialConsole) -> String {
+    let mut line = String::new();
+    loop {
+        let Some(c) = console.try_getc() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match c {
+            b'\r' | b'\n' => {
+                say!("");
+                return line;
+            }
+            0x08 | 0x7f if line.pop().is_some() => say_raw("\x08 \x08"),
+            c if (0x20..0x7f).contains(&c) && line.len() < 256 => {
+                line.push(c as char);
+                say_raw(core::str::from_utf8(&[c]).unwrap_or(""));
+            }
+            _ => {}
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Policy {
     pub timeout: u32,
     /// Index into `steps` of the step named by `default`.
     pub default: Option<usize>,
+    /// What to do when every step failed.
+    pub on_failure: OnFailure,
     /// The steps, in file order.
     pub steps: Vec<Step>,
 }
@@ -35,6 +37,17 @@ impl Policy {
         v.extend((0..self.steps.len()).filter(|&i| Some(i) != self.default));
         v
     }
+}
+
+/// `on_failure`: what the loader does when no step booted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Print what was tried and power the domain off (the default: nothing hangs).
+    #[default]
+    Poweroff,
+    /// Print what was tried and wait at a prompt on the serial console for a step to
+    /// retry; where there is no console input (Xen, for now) it powers off.
+    Prompt,
 }
 
 /// One boot step.
@@ -165,7 +178,7 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
     k.err(alloc::format!("unknown key `{}` {place} (known: {})", k.value, known.join(", ")))
 }
 
-const TOP_KEYS: &[&str] = &["version", "timeout", "default"];
+const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure"];
 const KERNEL_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline"];
 const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
 
@@ -226,7 +239,15 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
             }
         }
     };
-    Ok(Policy { version, timeout, default, steps })
+    let on_failure = match root.get("on_failure") {
+        None => OnFailure::Poweroff,
+        Some(v) => match string(v, "on_failure")? {
+            "poweroff" => OnFailure::Poweroff,
+            "prompt" => OnFailure::Prompt,
+            other => return Err(v.err(alloc::format!("`on_failure` = {other:?}: use \"poweroff\" or \"prompt\""))),
+        },
+    };
+    Ok(Policy { version, timeout, default, on_failure, steps })
 }
 
 fn check_keys(t: &Table, known: &[&str], what: &str) -> Result<(), ConfigError> {
@@ -376,7 +397,7 @@ mod tests {
         assert_eq!(e("version = \"1\"\n"), "1:11: `version` must be an integer, not a string");
         assert_eq!(
             e("version = 1\ntimout = 3\n"),
-            "2:1: unknown key `timout` at the top level (known: version, timeout, default)"
+            "2:1: unknown key `timout` at the top level (known: version, timeout, default, on_failure)"
         );
         assert_eq!(e("version = 1\ntimeout = -1\n"), "2:11: `timeout` = -1 is out of range (0..=86400)");
         assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has only [[step]])");
@@ -442,6 +463,16 @@ mod tests {
             e("version = 1\n[[step]]\ntype = \"search\"\nfile = \"(vda)/k\"\n"),
             "4:8: `file` is a path on the volume searched for, e.g. \"/vmlinuz\""
         );
+    }
+
+    #[test]
+    fn on_failure() {
+        let base = "[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\n";
+        assert_eq!(parse_policy(&alloc::format!("version = 1\n{base}")).unwrap().on_failure, OnFailure::Poweroff);
+        let p = parse_policy(&alloc::format!("version = 1\non_failure = \"prompt\"\n{base}")).unwrap();
+        assert_eq!(p.on_failure, OnFailure::Prompt);
+        let e = parse_policy("version = 1\non_failure = \"wait\"\n").unwrap_err().to_string();
+        assert_eq!(e, "2:14: `on_failure` = \"wait\": use \"poweroff\" or \"prompt\"");
     }
 
     #[test]

@@ -33,6 +33,16 @@ impl SerialConsole {
         SerialConsole { com1 }
     }
 
+    /// A byte from COM1 if one has arrived (LSR bit 0, data ready). A missing UART reads
+    /// 0xff: treated as no data.
+    pub fn try_getc(&self) -> Option<u8> {
+        if !self.com1 {
+            return None;
+        }
+        let lsr = inb(COM1 + 5);
+        if lsr == 0xff || lsr & 1 == 0 { None } else { Some(inb(COM1)) }
+    }
+
     fn putc(&self, c: u8) {
         if self.com1 {
             // Wait for THR empty, bounded so a missing UART (reads 0xff or 0) cannot hang us.
