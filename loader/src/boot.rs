@@ -151,8 +151,8 @@ pub enum Prepared<'a> {
 
 /// Resolve a kernel step's files and its command line.
 ///
-/// When the step names no initrd and the domain was given a module (xl `ramdisk=`, QEMU
-/// `-initrd`), module 0 is the initrd.
+/// When the step names no initrd (or only an optional one that is missing) and the domain
+/// was given a module (xl `ramdisk=`, QEMU `-initrd`), module 0 is the initrd.
 pub fn prepare_kernel_step<'a>(
     step: &KernelStep,
     files: &mut Files<'a>,
@@ -170,8 +170,9 @@ pub fn prepare_kernel_step<'a>(
             Err(e) => return err(e.msg()),
         }
     }
-    // Module 0 stands in for a missing initrd, unless it is the kernel itself.
-    if step.initrd.is_empty()
+    // Module 0 (xl `ramdisk=`) stands in for a missing initrd, unless it is the kernel
+    // itself: when the step names none, or names only optional ones that are not there.
+    if initrd.is_empty()
         && step.kernel.volume.as_deref().is_none_or(|v| !v.starts_with("module"))
         && let Some(m) = files.modules.first()
     {

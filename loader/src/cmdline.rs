@@ -21,6 +21,8 @@ pub struct RxenOptions {
     pub debug: bool,
     /// `rxen.cmdline=replace`: the domain's words replace the step's cmdline.
     pub replace_cmdline: bool,
+    /// `rxen.prompt`: try nothing, go straight to the console prompt.
+    pub prompt: bool,
 }
 
 /// The domain command line, split into ours and the kernel's.
@@ -76,8 +78,10 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
             ("debug", Some("0" | "off" | "no")) => d.options.debug = false,
             ("cmdline", Some("replace")) => d.options.replace_cmdline = true,
             ("cmdline", Some("append")) => d.options.replace_cmdline = false,
+            ("prompt", None | Some("1" | "on" | "yes")) => d.options.prompt = true,
+            ("prompt", Some("0" | "off" | "no")) => d.options.prompt = false,
             _ => d.warnings.push(alloc::format!(
-                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.debug, rxen.cmdline=append|replace)"
+                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
             )),
         }
     }
@@ -105,7 +109,11 @@ mod tests {
     fn splits_and_strips_ours() {
         let d = parse_domain_cmdline("  root=/dev/xvda1 rxen.debug  foo=\"a b\" rxen.step=rescue quiet ");
         assert_eq!(d.kernel_part, "root=/dev/xvda1 foo=\"a b\" quiet");
-        assert_eq!(d.options, RxenOptions { step: Some("rescue".into()), debug: true, replace_cmdline: false });
+        assert_eq!(
+            d.options,
+            RxenOptions { step: Some("rescue".into()), debug: true, replace_cmdline: false, prompt: false }
+        );
+        assert!(parse_domain_cmdline("rxen.prompt").options.prompt);
         assert!(d.warnings.is_empty());
     }
 

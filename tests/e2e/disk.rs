@@ -71,6 +71,21 @@ fn kernel_on_second_disk_microvm() {
     assert_booted(&run, "vdb,gpt1");
 }
 
+/// The plain loader, a disk with a kernel but no initrd, and the initramfs handed to the
+/// domain as its module (QEMU -initrd; xl `ramdisk=` on Xen): the generic policy's
+/// optional initrd is missing, so module 0 is the initrd.
+#[test]
+fn domain_module_is_the_initrd_when_the_disk_has_none() {
+    let mut q = Qemu::new("microvm", &loader());
+    q.append = Some(sample_cmdline());
+    q.timeout = std::time::Duration::from_secs(60);
+    q.initrd = Some(initramfs());
+    q.extra_args.extend(virtio_disk("microvm", 0, &boot_disks().join("kernel-only.img")));
+    let run = q.run();
+    assert_booted(&run, "vda");
+    assert!(run.serial.contains("(optional initrd, skipped)"), "{}", run.dump());
+}
+
 /// No disk holds a kernel: every step says why, the loader lists what it found and
 /// powers off by itself (exit code 2: nothing to boot).
 #[test]

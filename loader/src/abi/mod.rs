@@ -4,3 +4,4 @@
 
 pub mod boot_params;
 pub mod hvm_start_info;
+pub mod xen;

@@ -23,6 +23,7 @@ use rxen_loader::config::policy::{OnFailure, Policy, StepKind};
 use rxen_loader::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
 use rxen_loader::handoff::start_info::build_start_info;
 use rxen_loader::mem::{E820Entry, RegionAllocator};
+use rxen_loader::platform::xen::{self, blkfront, xenstore::Xenstore};
 use rxen_loader::platform::{acpi, io, serial::SerialConsole, xen_cpuid_base};
 use rxen_loader::volume::{self, Disk, GuestMemory};
 use rxen_memdisk::ImageHeader;
@@ -57,8 +58,42 @@ const GIB4: u64 = 1 << 32;
 static COM1: AtomicBool = AtomicBool::new(true);
 static RSDP: AtomicU64 = AtomicU64::new(0);
 
-fn console() -> SerialConsole {
-    SerialConsole::init_quiet(COM1.load(Ordering::Relaxed))
+/// Where messages go: the Xen PV console once it is up (what `xl console` shows), else
+/// COM1 and port 0xe9.
+struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        if xen::console::ready() {
+            for (i, part) in s.split('\n').enumerate() {
+                if i > 0 {
+                    xen::console::write(b"\r\n");
+                }
+                xen::console::write(part.as_bytes());
+            }
+            Ok(())
+        } else {
+            SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)).write_str(s)
+        }
+    }
+}
+
+fn console() -> Console {
+    Console
+}
+
+/// A byte typed on the console, if any.
+fn try_getc() -> Option<u8> {
+    if xen::console::ready() {
+        xen::console::try_getc()
+    } else {
+        SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)).try_getc()
+    }
+}
+
+/// Whether a person can answer a prompt: COM1 off Xen, the PV console on Xen.
+fn console_has_input() -> bool {
+    xen::console::ready() || COM1.load(Ordering::Relaxed)
 }
 
 macro_rules! say {
@@ -96,6 +131,10 @@ fn image_header() -> ImageHeader {
 /// Stop the guest: QEMU isa-debug-exit, then ACPI S5, then a triple fault (QEMU
 /// `-no-reboot` exits on it; Xen destroys or restarts the domain per its config).
 fn poweroff(code: u8) -> ! {
+    if xen::hypercalls_ready() {
+        // Xen: the domain's on_poweroff / on_crash settings decide what happens next.
+        xen::shutdown(if code == 0x7f { xen::SHUTDOWN_CRASH } else { xen::SHUTDOWN_POWEROFF });
+    }
     io::outb(0xf4, code);
     let rsdp = RSDP.load(Ordering::Relaxed);
     if rsdp != 0 {
@@ -129,7 +168,22 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     let on_xen = xen_cpuid_base().is_some();
     COM1.store(!on_xen, Ordering::Relaxed);
     let _ = SerialConsole::init(!on_xen);
+    let mut xen_err = None;
+    if on_xen {
+        // The hypercall page first: the PV console, shutdown and everything else need it.
+        match xen::init_hypercalls() {
+            Ok(_) => {
+                if !xen::console::init() {
+                    xen_err = Some(xen::XenError::NoConsole);
+                }
+            }
+            Err(e) => xen_err = Some(e),
+        }
+    }
     say!("rxen {VERSION} pvh-boot{}", if on_xen { " (Xen)" } else { "" });
+    if let Some(e) = xen_err {
+        say!("rxen: Xen: {e}");
+    }
 
     let si = StartInfo::read(&Phys, start_info_paddr as u64).unwrap_or_else(|e| fatal(e));
     RSDP.store(si.raw.rsdp_paddr, Ordering::Relaxed);
@@ -173,6 +227,25 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     unsafe { HEAP.lock().init(heap as usize as *mut u8, HEAP_SIZE as usize) };
 
     let bi = si.parse(&Phys).unwrap_or_else(|e| fatal(e));
+
+    // Xen: shared_info and the grant table go into a hole of the memory map; the kernel is
+    // told those pages are reserved.
+    let mut handoff_map = bi.memmap.clone();
+    let xen_up = if on_xen && xen::hypercalls_ready() {
+        match xen::Xen::init(&bi.memmap) {
+            Ok(x) => {
+                let (at, len) = x.reserved();
+                handoff_map = xen::with_reserved(&bi.memmap, at, len);
+                Some(x)
+            }
+            Err(e) => {
+                say!("rxen: Xen: {e}; the guest's disks are out of reach");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let domain = parse_domain_cmdline(&bi.cmdline);
     for w in &domain.warnings {
         say!("rxen: {w}");
@@ -183,6 +256,18 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             say!("rxen:   memmap {:#012x}-{:#012x} type {}", e.addr, e.addr + e.size, e.kind);
         }
         say!("rxen:   loader {:#x}-{:#x}, heap {:#x}", img_start, img_end, heap);
+        if let Some(x) = &xen_up {
+            let (at, len) = x.reserved();
+            say!(
+                "rxen: Xen {}.{} (CPUID base {:#x}), shared_info and {} grant frames at {:#x}+{:#x}",
+                x.version.0,
+                x.version.1,
+                x.cpuid_base,
+                x.grant_frames,
+                at,
+                len
+            );
+        }
     }
 
     // The memdisk: checked before anything in it is believed.
@@ -227,8 +312,23 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     // a standalone image with its kernel in the memdisk never touches the guest's disks.
     let mut disks: Vec<Disk> = Vec::new();
     if policy_uses_disks(&policy) || domain.options.debug {
-        for (name, desc, dev) in rxen_loader::drivers::probe_block_devices() {
-            disks.push(Disk { name, desc, dev: Box::new(CachedDevice::new(dev)) });
+        if xen_up.is_some() {
+            match Xenstore::open() {
+                Ok(xs) => {
+                    let xs = alloc::rc::Rc::new(core::cell::RefCell::new(xs));
+                    for (name, desc, dev) in blkfront::probe(&xs) {
+                        match dev {
+                            Ok(d) => disks.push(Disk { name, desc, dev: Box::new(CachedDevice::new(d)) }),
+                            Err(e) => say!("rxen: {name}: {desc}: {e}"),
+                        }
+                    }
+                }
+                Err(e) => say!("rxen: {e}; no disks"),
+            }
+        } else {
+            for (name, desc, dev) in rxen_loader::drivers::probe_block_devices() {
+                disks.push(Disk { name, desc, dev: Box::new(CachedDevice::new(dev)) });
+            }
         }
     }
     if domain.options.debug {
@@ -295,7 +395,11 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 return;
             }
             // launch() only returns on failure.
-            Ok(StepOutcome::Boot(p)) => launch(p, &mut a, &bi.memmap, bi.rsdp_paddr),
+            Ok(StepOutcome::Boot(p)) => {
+                let disks = &mut *files.disks;
+                let mut release = || release_disks(disks);
+                launch(p, &mut a, &handoff_map, bi.rsdp_paddr, &mut release)
+            }
             Err(e) => {
                 *search_failed = matches!(step.kind, StepKind::Search(_));
                 Err(e)
@@ -306,25 +410,32 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             tried.push(alloc::format!("{label}: {e}"));
         }
     };
-    for i in order {
-        attempt(i, &mut root, &mut search_failed, &mut tried);
+    let prompt_now = domain.options.prompt && console_has_input();
+    if domain.options.prompt && !prompt_now {
+        say!("rxen: rxen.prompt: no console to prompt on; trying the steps");
+    }
+    if !prompt_now {
+        for i in order {
+            attempt(i, &mut root, &mut search_failed, &mut tried);
+        }
     }
     if !volumes.is_empty() || disks_len != 0 {
         say!("rxen: {disks_len} disk(s), {} volume(s) found", volumes.len());
     }
-    say!("rxen: nothing to boot; tried:");
-    for t in &tried {
-        say!("rxen:   {t}");
+    if !prompt_now {
+        say!("rxen: nothing to boot; tried:");
+        for t in &tried {
+            say!("rxen:   {t}");
+        }
     }
-    if policy.on_failure == OnFailure::Prompt && COM1.load(Ordering::Relaxed) {
-        let console = SerialConsole::init_quiet(true);
+    if (policy.on_failure == OnFailure::Prompt || prompt_now) && console_has_input() {
         loop {
             say!("rxen: steps:");
             for i in 0..policy.steps.len() {
                 say!("rxen:   {}. {}", i + 1, boot::step_label(&policy, i));
             }
             say!("rxen> step number or name to try, or 'off' to power off:");
-            let line = read_line(&console);
+            let line = read_line();
             let want = line.trim();
             if want == "off" {
                 break;
@@ -352,7 +463,13 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
 const GENERIC_POLICY: &str = include_str!("../../../configs/generic.toml");
 
 /// Place and enter a prepared kernel; returns only on failure.
-fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u64) -> Result<(), boot::BootError> {
+fn launch(
+    p: Prepared,
+    alloc: &mut RegionAllocator,
+    e820: &[E820Entry],
+    rsdp: u64,
+    release: &mut dyn FnMut(),
+) -> Result<(), boot::BootError> {
     match p {
         Prepared::Linux { kernel, initrd, cmdline } => {
             let setup_len = if e820.len() > 128 { 16 + (e820.len() as u64 - 128) * 20 } else { 0 };
@@ -377,7 +494,8 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
                 setup_data_paddr: pl.setup_data_paddr,
             })
             .map_err(|e| boot::BootError(alloc::format!("boot_params: {e}")))?;
-            // Nothing can fail from here on: copy and jump.
+            // Nothing can fail from here on: hand the disks back, copy and jump.
+            release();
             copy_to(pl.load_addr, kernel.protected_mode());
             if let (Some((addr, _)), true) = (pl.initrd, pl.initrd_copy) {
                 copy_parts(addr, &initrd);
@@ -416,6 +534,7 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
             let pl = boot::place_pvh(alloc, &elf, image.len() as u64, &initrd, probe.len() as u64, memdisk)?;
             let mods: Vec<(u64, u64)> = pl.initrd.into_iter().collect();
             let blob = build_start_info(pl.start_info_paddr, &cmdline, &mods, e820, rsdp);
+            release();
             // Order matters when segments overwrite the memdisk: initrd, staging, segments.
             if let Some((addr, _)) = pl.initrd {
                 copy_parts(addr, &initrd);
@@ -443,13 +562,17 @@ fn launch(p: Prepared, alloc: &mut RegionAllocator, e820: &[E820Entry], rsdp: u6
     }
 }
 
-/// A line from COM1, echoed; backspace edits. Waits as long as it takes: the policy
-/// asked for a prompt.
-fn read_line(console: &SerialConsole) -> String {
+/// A line from the console, echoed; backspace edits. Waits as long as it takes: the
+/// policy asked for a prompt.
+fn read_line() -> String {
     let mut line = String::new();
     loop {
-        let Some(c) = console.try_getc() else {
-            core::hint::spin_loop();
+        let Some(c) = try_getc() else {
+            if xen::console::ready() {
+                xen::console::wait_input();
+            } else {
+                core::hint::spin_loop();
+            }
             continue;
         };
         match c {
@@ -464,6 +587,21 @@ fn read_line(console: &SerialConsole) -> String {
             }
             _ => {}
         }
+    }
+}
+
+/// Hand every disk back before the kernel starts (Xen blkfront: the kernel's own driver
+/// must find the backend ready to connect). A failure is reported, not fatal: the kernel
+/// may not need that disk.
+fn release_disks(disks: &mut [Disk]) {
+    for d in disks {
+        if let Err(e) = d.dev.release() {
+            say!("rxen: warning: {}: could not hand the disk back: {e}", d.name);
+        }
+    }
+    let left = xen::gnttab::outstanding();
+    if xen::hypercalls_ready() && left > 0 {
+        say!("rxen: warning: {left} grant(s) still held at handoff");
     }
 }
 

@@ -158,6 +158,9 @@ impl<D: BlockDevice> BlockDevice for CachedDevice<D> {
     fn num_blocks(&self) -> u64 {
         self.dev.num_blocks()
     }
+    fn release(&mut self) -> Result<(), alloc::string::String> {
+        self.dev.release()
+    }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         let blocks = check_request(self.dev.block_size(), self.dev.num_blocks(), lba, buf.len())?;
         if blocks == 0 {

@@ -56,6 +56,13 @@ pub trait BlockDevice {
     fn size_bytes(&self) -> u64 {
         self.num_blocks().saturating_mul(u64::from(self.block_size()))
     }
+
+    /// Give the device back before the kernel starts (Xen blkfront: close the ring, revoke
+    /// grants, leave the frontend Initialising so the kernel's driver reconnects). Reads
+    /// fail afterwards. The error says what could not be undone.
+    fn release(&mut self) -> Result<(), alloc::string::String> {
+        Ok(())
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
@@ -68,6 +75,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         (**self).read_blocks(lba, buf)
     }
+    fn release(&mut self) -> Result<(), alloc::string::String> {
+        (**self).release()
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
@@ -79,6 +89,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         (**self).read_blocks(lba, buf)
+    }
+    fn release(&mut self) -> Result<(), alloc::string::String> {
+        (**self).release()
     }
 }
 

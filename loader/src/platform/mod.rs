@@ -8,6 +8,7 @@ pub mod io;
 pub mod pci;
 pub mod serial;
 pub mod time;
+pub mod xen;
 
 /// CPUID leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {

@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Xen blkfront: the guest's own disks on Xen (`public/io/blkif.h`, `io/xenbus.h`,
+//! `docs/man/xen-vbd-interface.7`).
+//!
+//! Bring-up follows the xenbus handshake: read the backend's features, grant a shared ring
+//! (several pages when it offers `max-ring-page-order`), allocate an event channel, publish
+//! them in one transaction with state Initialised, wait for the backend to be Connected,
+//! read `sectors`/`sector-size`/`info`, and say Connected.
+//!
+//! Reads go straight into the caller's buffer when it is sector aligned (always so for
+//! kernels and initrds, which land in page-aligned guest memory): each 4 KiB page of it is
+//! granted to the backend as one segment. Requests carry 11 segments, or with indirect
+//! descriptors up to 256 (1 MiB); as many as the ring and the grant table allow are in
+//! flight at once. Unaligned reads (metadata into heap buffers) go through a bounce buffer.
+//!
+//! [`BlkFront::release`] hands the disk back: Closing, Closed (the backend unmaps
+//! everything), keys removed, grants revoked, event channel closed, and the frontend put
+//! back to Initialising so the kernel's own blkfront connects as on a fresh boot.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::cell::RefCell;
+use core::sync::atomic::{Ordering, fence};
+
+use super::xenstore::{Xenstore, XsError};
+use super::{evtchn_alloc_unbound, evtchn_clear, evtchn_close, evtchn_send, gnttab, wait_event};
+use crate::abi::xen::*;
+use crate::block::{BlockDevice, BlockError, check_request};
+use crate::platform::time::Deadline;
+
+const PAGE: usize = 4096;
+/// Largest ring we ask for: 4 pages = 128 slots.
+const MAX_RING_ORDER: u32 = 2;
+/// Largest indirect request we build: 256 segments = 1 MiB, what Linux blkback offers.
+const MAX_INDIRECT_SEGS: usize = 256;
+/// Requests in flight at once (also bounds the indirect pages we keep).
+const MAX_IN_FLIGHT: usize = 32;
+/// Bounce buffer for unaligned reads.
+const BOUNCE: usize = 64 << 10;
+/// How long one request may take before the disk is declared dead.
+const REQUEST_MS: u64 = 30_000;
+/// How long the backend may take to change state.
+const STATE_MS: u64 = 10_000;
+
+/// A page-aligned, zeroed heap allocation (rings, indirect pages, bounce buffers).
+struct Pages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Pages {
+    fn new(len: usize) -> Option<Pages> {
+        let layout = Layout::from_size_align(len, PAGE).ok()?;
+        // SAFETY: the layout has non-zero size (callers ask for >= one page).
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        (!ptr.is_null()).then_some(Pages { ptr, len })
+    }
+    fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+    fn pfn(&self, page: usize) -> u64 {
+        (self.addr() >> 12) + page as u64
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with exactly this layout.
+        unsafe { alloc::alloc::dealloc(self.ptr, Layout::from_size_align_unchecked(self.len, PAGE)) }
+    }
+}
+
+/// One request on the ring: its grants, to revoke when it completes.
+#[derive(Default)]
+struct InFlight {
+    busy: bool,
+    grants: Vec<u32>,
+    status: i16,
+    done: bool,
+}
+
+/// One Xen virtual block device.
+pub struct BlkFront {
+    xs: Rc<RefCell<Xenstore>>,
+    /// `device/vbd/<devid>`.
+    frontend: String,
+    backend: String,
+    backend_id: u16,
+    devid: u32,
+    sector_size: u32,
+    /// In `sector_size` units.
+    sectors: u64,
+    info: u32,
+    ring: Pages,
+    ring_order: u32,
+    ring_grants: Vec<u32>,
+    slots: usize,
+    req_prod: u32,
+    rsp_cons: u32,
+    port: u32,
+    /// Segments per request (11 without indirect descriptors).
+    max_segs: usize,
+    indirect: bool,
+    /// One indirect page per in-flight slot (when `indirect`).
+    indirect_pages: Option<Pages>,
+    inflight: Vec<InFlight>,
+    bounce: Pages,
+    released: bool,
+}
+
+/// What [`probe`] found: a disk's name, a description, and the device or why it failed.
+pub type Probed = (String, String, Result<BlkFront, String>);
+
+/// Every `device/vbd/*` of this domain, in device-number order (xvda, xvdb, ...).
+pub fn probe(xs: &Rc<RefCell<Xenstore>>) -> Vec<Probed> {
+    let ids = match xs.borrow_mut().directory("device/vbd") {
+        Ok(v) => v,
+        Err(_) => return Vec::new(), // no disks at all: ENOENT
+    };
+    let mut ids: Vec<u32> = ids.iter().filter_map(|s| s.parse().ok()).collect();
+    ids.sort_unstable();
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(name) = vbd_name(id) else { continue };
+        match BlkFront::open(xs.clone(), id) {
+            Ok(d) => {
+                let desc = d.describe();
+                out.push((name, desc, Ok(d)));
+            }
+            Err(e) => out.push((name, format!("Xen vbd {id}"), Err(e))),
+        }
+    }
+    out
+}
+
+fn xs_err(what: &str, e: XsError) -> String {
+    format!("{what}: {e}")
+}
+
+impl BlkFront {
+    /// Connect to the backend of `device/vbd/<devid>`.
+    pub fn open(xs: Rc<RefCell<Xenstore>>, devid: u32) -> Result<BlkFront, String> {
+        let frontend = format!("device/vbd/{devid}");
+        let (backend, backend_id) = {
+            let mut x = xs.borrow_mut();
+            let b = x.read(&format!("{frontend}/backend")).map_err(|e| xs_err("reading backend", e))?;
+            let id = x.read_u64(&format!("{frontend}/backend-id")).map_err(|e| xs_err("reading backend-id", e))?;
+            (b, id as u16)
+        };
+        let bounce = Pages::new(BOUNCE).ok_or("no memory for a bounce buffer")?;
+        let mut d = BlkFront {
+            xs,
+            frontend,
+            backend,
+            backend_id,
+            devid,
+            sector_size: 512,
+            sectors: 0,
+            info: 0,
+            ring: Pages::new(PAGE).ok_or("no memory for the ring")?,
+            ring_order: 0,
+            ring_grants: Vec::new(),
+            slots: 0,
+            req_prod: 0,
+            rsp_cons: 0,
+            port: 0,
+            max_segs: BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            indirect: false,
+            indirect_pages: None,
+            inflight: Vec::new(),
+            bounce,
+            released: false,
+        };
+        match d.connect() {
+            Ok(()) => Ok(d),
+            Err(e) => {
+                d.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    fn backend_state(&self) -> Result<u32, String> {
+        let s = self.xs.borrow_mut().read_u64(&format!("{}/state", self.backend));
+        s.map(|v| v as u32).map_err(|e| xs_err("reading the backend state", e))
+    }
+
+    fn set_state(&self, state: u32) -> Result<(), String> {
+        let path = format!("{}/state", self.frontend);
+        self.xs.borrow_mut().write(0, &path, &format!("{state}")).map_err(|e| xs_err("writing the frontend state", e))
+    }
+
+    /// Wait until the backend's state satisfies `ok`; `bad` states end the wait with an error.
+    fn wait_backend(&self, what: &str, ok: impl Fn(u32) -> bool, bad: impl Fn(u32) -> bool) -> Result<u32, String> {
+        let d = Deadline::after_ms(STATE_MS);
+        loop {
+            let s = self.backend_state()?;
+            if ok(s) {
+                return Ok(s);
+            }
+            if bad(s) {
+                return Err(format!("backend went to state {} while waiting for {what}", state_name(s)));
+            }
+            if d.expired() {
+                return Err(format!("backend still {} after {} s, waiting for {what}", state_name(s), STATE_MS / 1000));
+            }
+            // Polling xenstore is cheap for us but not for dom0: pace it.
+            super::sleep_us(5_000);
+        }
+    }
+
+    fn backend_u64(&self, key: &str) -> Option<u64> {
+        self.xs.borrow_mut().read_u64(&format!("{}/{key}", self.backend)).ok()
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        use xenbus_state::*;
+        // A backend left Closed by an earlier frontend reconnects from Initialising.
+        let s = self.backend_state()?;
+        if s == CLOSING || s == CLOSED {
+            self.set_state(INITIALISING)?;
+        }
+        self.wait_backend("InitWait", |s| s == INIT_WAIT || s == CONNECTED, |s| s > CONNECTED)?;
+
+        self.ring_order = self.backend_u64("max-ring-page-order").map_or(0, |o| (o as u32).min(MAX_RING_ORDER));
+        let ring_bytes = PAGE << self.ring_order;
+        self.ring = Pages::new(ring_bytes).ok_or("no memory for the ring")?;
+        self.slots = ring_slots(ring_bytes, BLKIF_SLOT);
+        self.init_ring();
+        for i in 0..(1usize << self.ring_order) {
+            let g = gnttab::grant(self.backend_id, self.ring.pfn(i), false).ok_or("grant table full")?;
+            self.ring_grants.push(g);
+        }
+        if let Some(n) = self.backend_u64("feature-max-indirect-segments")
+            && n as usize > BLKIF_MAX_SEGMENTS_PER_REQUEST
+        {
+            self.max_segs = (n as usize).min(MAX_INDIRECT_SEGS);
+            self.indirect = true;
+            self.indirect_pages = Some(Pages::new(PAGE * MAX_IN_FLIGHT).ok_or("no memory for indirect pages")?);
+        }
+        self.inflight = (0..self.slots.min(MAX_IN_FLIGHT)).map(|_| InFlight::default()).collect();
+        self.port = evtchn_alloc_unbound(self.backend_id).map_err(|e| format!("{e}"))?;
+
+        // Publish ring, event channel and protocol with state Initialised, atomically.
+        let mut tries = 0;
+        loop {
+            let mut xs = self.xs.borrow_mut();
+            let tx = xs.transaction_start().map_err(|e| xs_err("starting a transaction", e))?;
+            let fe = &self.frontend;
+            let r = (|| -> Result<(), XsError> {
+                if self.ring_order == 0 {
+                    xs.write(tx, &format!("{fe}/ring-ref"), &format!("{}", self.ring_grants[0]))?;
+                } else {
+                    xs.write(tx, &format!("{fe}/ring-page-order"), &format!("{}", self.ring_order))?;
+                    for (i, g) in self.ring_grants.iter().enumerate() {
+                        xs.write(tx, &format!("{fe}/ring-ref{i}"), &format!("{g}"))?;
+                    }
+                }
+                xs.write(tx, &format!("{fe}/event-channel"), &format!("{}", self.port))?;
+                xs.write(tx, &format!("{fe}/protocol"), "x86_64-abi")?;
+                xs.write(tx, &format!("{fe}/state"), &format!("{INITIALISED}"))
+            })();
+            match r {
+                Ok(()) => match xs.transaction_end(tx, true) {
+                    Ok(()) => break,
+                    Err(XsError::Error(e)) if e == "EAGAIN" && tries < 5 => tries += 1,
+                    Err(e) => return Err(xs_err("committing the ring keys", e)),
+                },
+                Err(e) => {
+                    let _ = xs.transaction_end(tx, false);
+                    return Err(xs_err("writing the ring keys", e));
+                }
+            }
+        }
+        self.wait_backend("Connected", |s| s == CONNECTED, |s| s > CONNECTED)?;
+
+        let sectors_512 = self.backend_u64("sectors").ok_or("the backend published no `sectors`")?;
+        self.sector_size = self.backend_u64("sector-size").map_or(512, |s| s as u32);
+        if !self.sector_size.is_power_of_two() || !(512..=4096).contains(&self.sector_size) {
+            return Err(format!("unsupported sector-size {}", self.sector_size));
+        }
+        // `sectors` is always in 512-byte units (blkif.h).
+        self.sectors = sectors_512 / u64::from(self.sector_size / 512);
+        self.info = self.backend_u64("info").unwrap_or(0) as u32;
+        self.set_state(CONNECTED)?;
+        Ok(())
+    }
+
+    fn init_ring(&mut self) {
+        // SHARED_RING_INIT: producers 0, events 1. The page is zeroed already.
+        let base = self.ring.ptr;
+        // SAFETY: the ring is ours (not yet granted): four u32 header words at its start.
+        unsafe {
+            core::ptr::write_volatile(base.add(4).cast::<u32>(), 1); // req_event
+            core::ptr::write_volatile(base.add(12).cast::<u32>(), 1); // rsp_event
+        }
+        self.req_prod = 0;
+        self.rsp_cons = 0;
+    }
+
+    /// A one-line description for `rxen.debug` and errors.
+    pub fn describe(&self) -> String {
+        let mut s = format!("Xen vbd {} via {}", self.devid, self.backend);
+        s += &format!(", {}-page ring", 1 << self.ring_order);
+        if self.indirect {
+            s += &format!(", indirect {} segments", self.max_segs);
+        }
+        if self.info & VDISK_READONLY != 0 {
+            s += ", read-only";
+        }
+        if self.info & VDISK_CDROM != 0 {
+            s += ", cdrom";
+        }
+        s
+    }
+
+    fn ring_u32(&self, off: usize) -> u32 {
+        // SAFETY: `off` is one of the four header words of our ring page, which the
+        // backend updates: read volatile.
+        unsafe { core::ptr::read_volatile(self.ring.ptr.add(off).cast::<u32>()) }
+    }
+
+    fn set_ring_u32(&self, off: usize, v: u32) {
+        // SAFETY: as in ring_u32.
+        unsafe { core::ptr::write_volatile(self.ring.ptr.add(off).cast::<u32>(), v) }
+    }
+
+    fn slot_ptr(&self, idx: u32) -> *mut u8 {
+        let i = idx as usize & (self.slots - 1);
+        self.ring.ptr.wrapping_add(SRING_HEADER + i * BLKIF_SLOT)
+    }
+
+    /// Queue one read of `segs` (page address, first byte, length) at 512-byte sector
+    /// `sector` in in-flight slot `slot`. Returns false (nothing queued, nothing leaked)
+    /// when the grant table is full.
+    fn queue(&mut self, slot: usize, sector: u64, segs: &[(u64, usize, usize)]) -> bool {
+        let mut grants = Vec::with_capacity(segs.len() + 1);
+        let mut descs = Vec::with_capacity(segs.len());
+        for &(page, off, len) in segs {
+            let Some(g) = gnttab::grant(self.backend_id, page >> 12, false) else {
+                for g in grants {
+                    gnttab::end_access(g);
+                }
+                return false;
+            };
+            grants.push(g);
+            descs.push(BlkifRequestSegment {
+                gref: g,
+                first_sect: (off / 512) as u8,
+                last_sect: ((off + len) / 512 - 1) as u8,
+                _pad: 0,
+            });
+        }
+        let dst = self.slot_ptr(self.req_prod);
+        if self.indirect && segs.len() > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            let pages = self.indirect_pages.as_ref().map(|p| p.addr()).unwrap_or(0);
+            let ind = pages + (slot * PAGE) as u64;
+            let Some(g) = gnttab::grant(self.backend_id, ind >> 12, true) else {
+                for g in grants {
+                    gnttab::end_access(g);
+                }
+                return false;
+            };
+            grants.push(g);
+            for (i, s) in descs.iter().enumerate() {
+                // SAFETY: the indirect page for `slot` is ours (PAGE bytes, 512 slots of 8
+                // bytes, i < 256); the backend only reads it after the request is posted.
+                unsafe { core::ptr::write_volatile((ind as usize as *mut BlkifRequestSegment).add(i), *s) };
+            }
+            let mut r = BlkifRequestIndirect {
+                operation: BLKIF_OP_INDIRECT,
+                indirect_op: BLKIF_OP_READ,
+                nr_segments: descs.len() as u16,
+                id: slot as u64,
+                sector_number: sector,
+                handle: self.devid as u16,
+                ..Default::default()
+            };
+            r.indirect_grefs[0] = g;
+            // SAFETY: `dst` is a free request slot of our ring (req_prod - rsp_cons < slots,
+            // ensured by the caller), 112 bytes, 8-byte aligned.
+            unsafe { core::ptr::write_volatile(dst.cast::<BlkifRequestIndirect>(), r) };
+        } else {
+            let mut r = BlkifRequest {
+                operation: BLKIF_OP_READ,
+                nr_segments: descs.len() as u8,
+                handle: self.devid as u16,
+                id: slot as u64,
+                sector_number: sector,
+                ..Default::default()
+            };
+            r.seg[..descs.len()].copy_from_slice(&descs);
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(dst.cast::<BlkifRequest>(), r) };
+        }
+        self.req_prod = self.req_prod.wrapping_add(1);
+        self.inflight[slot] = InFlight { busy: true, grants, status: 0, done: false };
+        true
+    }
+
+    /// Publish queued requests and notify the backend.
+    fn push(&mut self) {
+        fence(Ordering::Release);
+        self.set_ring_u32(0, self.req_prod);
+        fence(Ordering::SeqCst);
+        evtchn_send(self.port);
+    }
+
+    /// Consume responses; returns how many requests completed.
+    fn collect(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            let prod = self.ring_u32(8);
+            fence(Ordering::Acquire);
+            while self.rsp_cons != prod {
+                let src = self.slot_ptr(self.rsp_cons);
+                // SAFETY: a response slot the backend produced (before rsp_prod).
+                let r = unsafe { core::ptr::read_volatile(src.cast::<BlkifResponse>()) };
+                self.rsp_cons = self.rsp_cons.wrapping_add(1);
+                if let Some(f) = self.inflight.get_mut(r.id as usize).filter(|f| f.busy && !f.done) {
+                    f.status = r.status;
+                    f.done = true;
+                    for g in core::mem::take(&mut f.grants) {
+                        // The backend unmapped before answering; a grant still mapped is
+                        // left allocated (leaked) rather than reused under its feet.
+                        gnttab::end_access(g);
+                    }
+                    n += 1;
+                }
+            }
+            // RING_FINAL_CHECK_FOR_RESPONSES: ask to be notified of the next one, then look
+            // again so a response that raced the write is not missed.
+            self.set_ring_u32(12, self.rsp_cons.wrapping_add(1));
+            fence(Ordering::SeqCst);
+            if self.ring_u32(8) == self.rsp_cons {
+                return n;
+            }
+        }
+    }
+
+    /// Read `len` bytes at 512-byte sector `sector` into `addr` (sector-size aligned,
+    /// identity-mapped memory), many requests in flight.
+    fn read_direct(&mut self, sector: u64, addr: u64, len: usize) -> Result<(), BlockError> {
+        let mut pos = 0usize; // bytes queued so far
+        let mut outstanding = 0usize;
+        let mut error: Option<BlockError> = None;
+        let deadline_ms = REQUEST_MS;
+        let mut deadline = Deadline::after_ms(deadline_ms);
+        while (pos < len && error.is_none()) || outstanding > 0 {
+            // Queue as much as slots and grants allow.
+            let mut queued = false;
+            while pos < len && error.is_none() {
+                let Some(slot) = self.inflight.iter().position(|f| !f.busy) else { break };
+                if self.req_prod.wrapping_sub(self.rsp_cons) as usize >= self.slots {
+                    break;
+                }
+                let mut segs: Vec<(u64, usize, usize)> = Vec::new();
+                let mut p = pos;
+                while p < len && segs.len() < self.max_segs {
+                    let a = addr + p as u64;
+                    let off = (a % PAGE as u64) as usize;
+                    let n = (PAGE - off).min(len - p);
+                    segs.push((a - off as u64, off, n));
+                    p += n;
+                }
+                if !self.queue(slot, sector + (pos / 512) as u64, &segs) {
+                    if outstanding == 0 {
+                        error = Some(BlockError::Broken("the grant table is full"));
+                    }
+                    break;
+                }
+                pos = p;
+                outstanding += 1;
+                queued = true;
+            }
+            if queued {
+                self.push();
+            }
+            if outstanding == 0 {
+                break;
+            }
+            evtchn_clear(self.port);
+            let done = self.collect();
+            if done > 0 {
+                deadline = Deadline::after_ms(deadline_ms);
+                for f in self.inflight.iter_mut().filter(|f| f.busy && f.done) {
+                    if f.status != BLKIF_RSP_OKAY && error.is_none() {
+                        error = Some(BlockError::Device { status: f.status as u8 });
+                    }
+                    *f = InFlight::default();
+                }
+                outstanding -= done;
+                continue;
+            }
+            if deadline.expired() {
+                // Leave the ring as it is: the disk is unusable from here on.
+                self.released = true;
+                return Err(BlockError::Timeout);
+            }
+            wait_event(self.port, 10_000);
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    /// Undo what `connect` did, as far as it got.
+    fn teardown(&mut self) {
+        if self.port != 0 {
+            evtchn_close(self.port);
+            self.port = 0;
+        }
+        self.ring_grants.retain(|&g| !gnttab::end_access(g));
+    }
+}
+
+impl BlockDevice for BlkFront {
+    fn block_size(&self) -> u32 {
+        self.sector_size
+    }
+    fn num_blocks(&self) -> u64 {
+        self.sectors
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        check_request(self.sector_size, self.sectors, lba, buf.len())?;
+        if self.released {
+            return Err(BlockError::Broken("the disk was handed back to Xen"));
+        }
+        let bs = self.sector_size as usize;
+        let sector = lba * (bs / 512) as u64;
+        let addr = buf.as_mut_ptr() as u64;
+        if addr.is_multiple_of(bs as u64) {
+            // Identity mapped: the buffer's address is its guest-physical address.
+            return self.read_direct(sector, addr, buf.len());
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(BOUNCE);
+            let bounce = self.bounce.addr();
+            self.read_direct(sector + (done / 512) as u64, bounce, n)?;
+            // SAFETY: the bounce buffer is ours, BOUNCE bytes, filled by the backend, and no
+            // request that targets it is outstanding (read_direct drained them).
+            let src = unsafe { core::slice::from_raw_parts(self.bounce.ptr, n) };
+            buf[done..done + n].copy_from_slice(src);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) -> Result<(), String> {
+        use xenbus_state::*;
+        if self.released && self.port == 0 {
+            return Ok(());
+        }
+        self.released = true;
+        let r = (|| {
+            self.set_state(CLOSING)?;
+            self.wait_backend("Closing", |s| s == CLOSING || s == CLOSED, |_| false)?;
+            self.set_state(CLOSED)?;
+            self.wait_backend("Closed", |s| s == CLOSED, |_| false)?;
+            {
+                let mut xs = self.xs.borrow_mut();
+                let fe = &self.frontend;
+                let mut keys: Vec<String> = ["ring-ref", "ring-page-order", "event-channel", "protocol"]
+                    .iter()
+                    .map(|k| format!("{fe}/{k}"))
+                    .collect();
+                keys.extend((0..self.ring_grants.len()).map(|i| format!("{fe}/ring-ref{i}")));
+                for k in keys {
+                    xs.rm(0, &k).map_err(|e| xs_err("removing ring keys", e))?;
+                }
+            }
+            self.set_state(INITIALISING)?;
+            // The kernel's blkfront must find the backend ready for a new connection.
+            self.wait_backend("InitWait", |s| s == INIT_WAIT, |_| false)?;
+            Ok::<(), String>(())
+        })();
+        self.teardown();
+        let left = self.ring_grants.len();
+        match (r, left) {
+            (Err(e), _) => Err(format!("{}: {e}", self.frontend)),
+            (Ok(()), 0) => Ok(()),
+            (Ok(()), n) => Err(format!("{}: the backend still maps {n} ring page(s)", self.frontend)),
+        }
+    }
+}
+
+/// xenbus state names for messages.
+pub fn state_name(s: u32) -> &'static str {
+    match s {
+        0 => "Unknown",
+        1 => "Initialising",
+        2 => "InitWait",
+        3 => "Initialised",
+        4 => "Connected",
+        5 => "Closing",
+        6 => "Closed",
+        7 => "Reconfiguring",
+        8 => "Reconfigured",
+        _ => "(invalid)",
+    }
+}
+
+/// Boxed for the disk list.
+pub fn boxed(d: BlkFront) -> Box<dyn BlockDevice> {
+    Box::new(d)
+}
