@@ -72,6 +72,9 @@ impl core::fmt::Write for Console {
                 xen::console::write(part.as_bytes());
             }
             Ok(())
+        } else if xen::hypercalls_ready() && xen::console_io_write(s.as_bytes()) {
+            // Xen without a PV console (yet): the hypervisor's log (`xl dmesg`).
+            Ok(())
         } else {
             SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)).write_str(s)
         }
@@ -649,5 +652,9 @@ fn copy_parts(mut paddr: u64, parts: &[FileData]) {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     say!("rxen: PANIC: {info}");
+    if xen::console::ready() {
+        // Also into Xen's log, in case nobody reads the PV console.
+        let _ = xen::console_io_write(b"rxen: PANIC (see the domain console)\n");
+    }
     poweroff(0x7f)
 }
