@@ -56,6 +56,9 @@ pub struct Files<'a> {
     pub volumes: &'a [Volume],
     /// Files read from disk: (what, bytes, microseconds), for `rxen.debug`.
     pub reads: Vec<(String, u64, u64)>,
+    /// A microsecond clock for those timings (the TSC in the loader; this module never
+    /// touches hardware itself, so it also runs on the host).
+    pub clock: fn() -> u64,
 }
 
 /// A file's bytes and, when they already sit in guest memory where they could be used in
@@ -127,10 +130,10 @@ impl<'a> Files<'a> {
             ));
         };
         let vol = vol.clone();
-        let t0 = crate::platform::time::now_us();
+        let t0 = (self.clock)();
         match volume::read_file(self.disks, &vol, &path.path, mem) {
             Ok((paddr, data)) => {
-                let us = crate::platform::time::now_us().saturating_sub(t0);
+                let us = (self.clock)().saturating_sub(t0);
                 self.reads.push((format!("({}){}", vol.name, path.path), data.len() as u64, us));
                 Ok(FileData { data, module_paddr: Some(paddr) })
             }

@@ -43,6 +43,29 @@ pub enum Command {
         /// The image.
         image: PathBuf,
     },
+    /// Say what a guest would boot from these disks: volumes, steps, the kernel, initrds and
+    /// command line, computed by the loader's own code. Read-only; for a person on dom0.
+    Explain(ExplainArgs),
+}
+
+/// `rxen-mkimage explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// A disk image, in the guest's order (xvda first). Repeat for more disks.
+    #[arg(long = "disk", value_name = "IMG", required = true)]
+    pub disks: Vec<PathBuf>,
+    /// The rxen image the guest boots (default: the plain loader's generic policy).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// The domain command line (xl extra=).
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub cmdline: String,
+    /// Name disks vda, vdb, ... (virtio) instead of xvda, xvdb, ... (Xen).
+    #[arg(long)]
+    pub virtio: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rxen-mkimage build`.
@@ -111,6 +134,15 @@ pub fn run(cli: Cli) -> Result<()> {
             let bytes = read(&image)?;
             let text = inspect(&image.display().to_string(), &bytes)?;
             print!("{text}");
+            Ok(())
+        }
+        Command::Explain(a) => {
+            let img = a.image.as_deref().map(read).transpose()?;
+            let ex = crate::explain::explain(&a.disks, img.as_deref(), a.virtio, &a.cmdline)?;
+            print!("{}", if a.json { ex.json() } else { ex.text() });
+            if ex.boot.is_none() {
+                bail!("nothing would boot");
+            }
             Ok(())
         }
         Command::Verify { image } => {

@@ -4,6 +4,7 @@
 
 pub mod assemble;
 pub mod cli;
+pub mod explain;
 pub mod image;
 #[doc(hidden)]
 pub mod testelf;

@@ -154,3 +154,38 @@ fn hostile_extent_past_the_disk_ends_cleanly() {
     let run = boot_from("microvm", &["hostile-extent"]);
     assert_clean_failure(&run, "past the end of the filesystem");
 }
+
+/// `rxen-mkimage explain` runs the loader's own volume and step code on the host: it names
+/// the same root volume and files the guest picks (disks named as on Xen), and says so when
+/// nothing would boot (exit status 1).
+#[test]
+fn explain_names_what_the_guest_would_boot() {
+    let disk = |d: &str| boot_disks().join(format!("{d}.img"));
+    let out = std::process::Command::new(mkimage())
+        .args(["explain", "--cmdline", "console=hvc0 rxen.debug", "--disk"])
+        .arg(disk("data-disk"))
+        .arg("--disk")
+        .arg(disk("gpt-bootpart"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("step find-vmlinuz: root is now (xvdb,gpt1)"), "{text}");
+    assert!(text.contains("read (xvdb,gpt1)/initrd.img: "), "{text}");
+    assert!(text.contains("boots: step vmlinuz (Linux bzImage"), "{text}");
+    assert!(text.contains("\ncmdline: console=hvc0\n"), "{text}");
+
+    let out = std::process::Command::new(mkimage())
+        .args(["explain", "--json", "--virtio", "--disk"])
+        .arg(disk("data-disk"))
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{json}");
+    assert!(json.contains(r#""boot":null"#), "{json}");
+    assert!(
+        json.contains(r#"{"step":"find-vmlinuz","outcome":"failed: search file /vmlinuz: no volume matches"#),
+        "{json}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing would boot"));
+}

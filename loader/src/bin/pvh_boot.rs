@@ -355,7 +355,14 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         say!("rxen: volume {}", v.describe());
     }
     let disks_len = disks.len();
-    let mut files = Files { memdisk, modules: &modules, disks: &mut disks, volumes: &volumes, reads: Vec::new() };
+    let mut files = Files {
+        memdisk,
+        modules: &modules,
+        disks: &mut disks,
+        volumes: &volumes,
+        reads: Vec::new(),
+        clock: rxen_loader::platform::time::now_us,
+    };
 
     let order = boot::step_order(&policy, &domain).unwrap_or_else(|e| {
         say!("rxen: {e}");
