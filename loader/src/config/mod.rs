@@ -8,6 +8,14 @@
 use alloc::string::String;
 use core::fmt;
 
+pub mod bls;
+pub mod configfs;
+pub mod discover;
+pub mod extlinux;
+pub mod grub;
+pub mod grubenv;
+pub mod menu;
+pub mod menulst;
 pub mod policy;
 pub mod toml;
 
