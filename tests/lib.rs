@@ -94,6 +94,12 @@ pub fn boot_disks() -> PathBuf {
     D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-boot-disks"))))).clone()
 }
 
+/// Disks made from the config corpus (`scripts/build-config-disks`): `NAME.img` here.
+pub fn config_disks() -> PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-config-disks"))))).clone()
+}
+
 /// The filesystem fixtures (`scripts/build-disk-fixtures`): `NAME.img` in this directory.
 pub fn disk_fixtures() -> PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();

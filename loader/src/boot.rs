@@ -205,6 +205,9 @@ pub enum StepOutcome<'a> {
     Boot(Prepared<'a>),
     /// A search found this volume: the root for the steps after.
     Root(usize),
+    /// The guest's boot configuration: the caller picks an entry (the default, or a
+    /// person at the menu) and loads it with [`crate::bootcfg::prepare_entry`].
+    Config(crate::bootcfg::ConfigChoice),
 }
 
 /// Run a policy step (a search, or resolving a kernel step's files).
@@ -218,6 +221,7 @@ pub fn run_step<'a>(
 ) -> Result<StepOutcome<'a>, BootError> {
     match &step.kind {
         StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain, mem, log).map(StepOutcome::Boot),
+        StepKind::Config(c) => crate::bootcfg::load_config(c, files, root, domain, log).map(StepOutcome::Config),
         StepKind::Search(key) => match volume::search(files.disks, files.volumes, key) {
             Some(i) => Ok(StepOutcome::Root(i)),
             None => err(format!(
@@ -233,7 +237,8 @@ pub fn run_step<'a>(
 pub fn step_uses_root(step: &Step) -> bool {
     match &step.kind {
         StepKind::Kernel(k) => core::iter::once(&k.kernel).chain(&k.initrd).any(|p| p.volume.is_none()),
-        StepKind::Search(_) => false,
+        // A config step reads the root volume when there is one, else looks at them all.
+        StepKind::Search(_) | StepKind::Config(_) => false,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct RxenOptions {
     pub replace_cmdline: bool,
     /// `rxen.prompt`: try nothing, go straight to the console prompt.
     pub prompt: bool,
+    /// `rxen.entry=SPEC`: boot this entry of the guest's boot configuration (index, id,
+    /// title or `>` path) instead of its default.
+    pub entry: Option<String>,
 }
 
 /// The domain command line, split into ours and the kernel's.
@@ -74,6 +77,7 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
         };
         match (key, val) {
             ("step", Some(v)) if !v.is_empty() => d.options.step = Some(v.to_string()),
+            ("entry", Some(v)) if !v.is_empty() => d.options.entry = Some(v.to_string()),
             ("debug", None | Some("1" | "on" | "yes")) => d.options.debug = true,
             ("debug", Some("0" | "off" | "no")) => d.options.debug = false,
             ("cmdline", Some("replace")) => d.options.replace_cmdline = true,
@@ -81,7 +85,7 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
             ("prompt", None | Some("1" | "on" | "yes")) => d.options.prompt = true,
             ("prompt", Some("0" | "off" | "no")) => d.options.prompt = false,
             _ => d.warnings.push(alloc::format!(
-                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
+                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.entry=ENTRY, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
             )),
         }
     }
@@ -111,7 +115,13 @@ mod tests {
         assert_eq!(d.kernel_part, "root=/dev/xvda1 foo=\"a b\" quiet");
         assert_eq!(
             d.options,
-            RxenOptions { step: Some("rescue".into()), debug: true, replace_cmdline: false, prompt: false }
+            RxenOptions {
+                step: Some("rescue".into()),
+                debug: true,
+                replace_cmdline: false,
+                prompt: false,
+                entry: None
+            }
         );
         assert!(parse_domain_cmdline("rxen.prompt").options.prompt);
         assert!(d.warnings.is_empty());

@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod abi;
 pub mod block;
 pub mod boot;
+pub mod bootcfg;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod config;

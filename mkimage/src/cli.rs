@@ -298,6 +298,15 @@ fn step_summary(policy: &Policy) -> Vec<String> {
                 s
             }
             StepKind::Search(key) => format!("search {key} (the root volume for the steps after)"),
+            StepKind::Config(c) => {
+                let files =
+                    if c.files.is_empty() { "the default search order".to_string() } else { c.files.join(", ") };
+                let mut s = format!("the guest's boot configuration ({files}), menu at most {} s", c.max_timeout);
+                if let Some(e) = &c.entry {
+                    let _ = write!(s, ", entry {e:?}");
+                }
+                s
+            }
         };
         lines.push(format!("{}. {name} (line {}): {what}", i + 1, step.line));
     }

@@ -75,13 +75,28 @@ pub struct Explanation {
     /// Each step tried: (label, outcome).
     pub steps: Vec<(String, String)>,
     pub files_read: Vec<(String, u64)>,
+    /// The guest configuration's entries, when a config step read one: (title, kernel,
+    /// initrds, command line, is it the default).
+    pub entries: Vec<ConfigEntry>,
     pub boot: Option<BootChoice>,
+}
+
+/// An entry of the guest's boot configuration.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub title: String,
+    pub kernel: String,
+    pub initrds: Vec<String>,
+    pub cmdline: String,
+    pub default: bool,
 }
 
 /// The kernel the guest would boot.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BootChoice {
     pub step: String,
+    /// The configuration entry, for a config step.
+    pub entry: Option<String>,
     pub kind: String,
     pub kernel_bytes: u64,
     pub initrds: Vec<u64>,
@@ -161,12 +176,77 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
                 ex.steps.push((label.clone(), "boots".into()));
                 ex.boot = Some(BootChoice {
                     step: label,
+                    entry: None,
                     kind: kind.into(),
                     kernel_bytes,
                     initrds: initrd.iter().map(|f| f.data.len() as u64).collect(),
                     cmdline,
                 });
                 break;
+            }
+            Ok(StepOutcome::Config(choice)) => {
+                let default = choice.selection.map(|s| s.entry);
+                for (i, e) in choice.menu.entries.iter().enumerate() {
+                    ex.entries.push(ConfigEntry {
+                        title: e.display_title(),
+                        kernel: e.kernel.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+                        initrds: e.initrds.iter().map(|p| p.to_string()).collect(),
+                        cmdline: e.grub_cmdline(),
+                        default: Some(i) == default,
+                    });
+                }
+                let mut booted = None;
+                let mut why = Vec::new();
+                for idx in choice.try_order() {
+                    let mut log = Vec::new();
+                    let r = rxen_loader::bootcfg::prepare_entry(
+                        &choice,
+                        idx,
+                        None,
+                        &mut files,
+                        &domain,
+                        &mut mem,
+                        &mut |m| log.push(m),
+                    );
+                    ex.messages.extend(log);
+                    for (what, bytes, _) in files.reads.drain(..) {
+                        ex.files_read.push((what, bytes));
+                    }
+                    match r {
+                        Ok(p) => {
+                            booted = Some((idx, p));
+                            break;
+                        }
+                        Err(e) => why.push(e.to_string()),
+                    }
+                }
+                match booted {
+                    Some((idx, p)) => {
+                        let (kind, kernel_bytes, initrd, cmdline) = match p {
+                            Prepared::Linux { kernel, initrd, cmdline } => {
+                                ("Linux bzImage", kernel.image().len() as u64, initrd, cmdline)
+                            }
+                            Prepared::Pvh { image, initrd, cmdline, .. } => {
+                                ("PVH ELF", image.len() as u64, initrd, cmdline)
+                            }
+                        };
+                        let title = choice.menu.entries[idx].display_title();
+                        ex.steps.push((label.clone(), format!("{}: boots entry {title:?}", choice.menu.file)));
+                        ex.boot = Some(BootChoice {
+                            step: label,
+                            entry: Some(title),
+                            kind: kind.into(),
+                            kernel_bytes,
+                            initrds: initrd.iter().map(|f| f.data.len() as u64).collect(),
+                            cmdline,
+                        });
+                        break;
+                    }
+                    None => {
+                        let w = if why.is_empty() { "no entry to boot".to_string() } else { why.join("; ") };
+                        ex.steps.push((label, format!("failed: {}: {w}", choice.menu.file)));
+                    }
+                }
             }
             Err(e) => {
                 search_failed = matches!(step.kind, rxen_loader::config::policy::StepKind::Search(_));
@@ -198,12 +278,26 @@ impl Explanation {
         for (l, o) in &self.steps {
             let _ = writeln!(s, "step {l}: {o}");
         }
+        for e in &self.entries {
+            let _ = writeln!(
+                s,
+                "entry{} {:?}: kernel {} initrd [{}] cmdline {:?}",
+                if e.default { " (default)" } else { "" },
+                e.title,
+                e.kernel,
+                e.initrds.join(", "),
+                e.cmdline
+            );
+        }
         for (f, n) in &self.files_read {
             let _ = writeln!(s, "read {f}: {n} bytes");
         }
         match &self.boot {
             Some(b) => {
                 let _ = writeln!(s, "boots: step {} ({}, {} bytes)", b.step, b.kind, b.kernel_bytes);
+                if let Some(e) = &b.entry {
+                    let _ = writeln!(s, "entry: {e}");
+                }
                 for (i, n) in b.initrds.iter().enumerate() {
                     let _ = writeln!(s, "initrd {i}: {n} bytes");
                 }
@@ -226,10 +320,25 @@ impl Explanation {
             .collect();
         let reads: Vec<String> =
             self.files_read.iter().map(|(f, n)| format!("{{\"file\":{},\"bytes\":{n}}}", json_str(f))).collect();
+        let entries: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{{\"title\":{},\"kernel\":{},\"initrds\":{},\"cmdline\":{},\"default\":{}}}",
+                    json_str(&e.title),
+                    json_str(&e.kernel),
+                    strs(&e.initrds),
+                    json_str(&e.cmdline),
+                    e.default
+                )
+            })
+            .collect();
         let boot = match &self.boot {
             Some(b) => format!(
-                "{{\"step\":{},\"kind\":{},\"kernel_bytes\":{},\"initrd_bytes\":[{}],\"cmdline\":{}}}",
+                "{{\"step\":{},\"entry\":{},\"kind\":{},\"kernel_bytes\":{},\"initrd_bytes\":[{}],\"cmdline\":{}}}",
                 json_str(&b.step),
+                b.entry.as_deref().map_or_else(|| "null".to_string(), json_str),
                 json_str(&b.kind),
                 b.kernel_bytes,
                 b.initrds.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
@@ -238,11 +347,12 @@ impl Explanation {
             None => "null".into(),
         };
         format!(
-            "{{\"disks\":[{}],\"volumes\":{},\"messages\":{},\"steps\":[{}],\"files_read\":[{}],\"boot\":{}}}\n",
+            "{{\"disks\":[{}],\"volumes\":{},\"messages\":{},\"steps\":[{}],\"entries\":[{}],\"files_read\":[{}],\"boot\":{}}}\n",
             disks.join(","),
             strs(&self.volumes),
             strs(&self.messages),
             steps.join(","),
+            entries.join(","),
             reads.join(","),
             boot
         )

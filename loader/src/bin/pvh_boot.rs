@@ -404,6 +404,50 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 *search_failed = false;
                 return;
             }
+            Ok(StepOutcome::Config(choice)) => {
+                say!("rxen: {}: {} entries", choice.menu.file, choice.menu.entries.len());
+                let picked = boot_menu(&choice);
+                let mut order: Vec<(usize, Option<String>)> = Vec::new();
+                if let Some(p) = picked {
+                    order.push(p);
+                }
+                for i in choice.try_order() {
+                    if !order.iter().any(|(j, _)| *j == i) {
+                        order.push((i, None));
+                    }
+                }
+                let mut last = boot::BootError(alloc::format!("{}: no entry to boot", choice.menu.file));
+                for (idx, edited) in order {
+                    let title = choice.menu.entries[idx].display_title();
+                    say!("rxen: entry {title:?}");
+                    let mut a2 = alloc.clone();
+                    let prepared = {
+                        let mut mem = PhysAlloc(&mut a2);
+                        rxen_loader::bootcfg::prepare_entry(
+                            &choice,
+                            idx,
+                            edited.as_deref(),
+                            &mut files,
+                            &domain,
+                            &mut mem,
+                            &mut |m| say!("rxen: {m}"),
+                        )
+                    };
+                    let r = match prepared {
+                        Ok(p) => {
+                            let disks = &mut *files.disks;
+                            let mut release = || release_disks(disks);
+                            launch(p, &mut a2, &handoff_map, bi.rsdp_paddr, &mut release)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = r {
+                        say!("rxen: {e}");
+                        last = e;
+                    }
+                }
+                Err(last)
+            }
             // launch() only returns on failure.
             Ok(StepOutcome::Boot(p)) => {
                 let disks = &mut *files.disks;
@@ -615,10 +659,113 @@ fn release_disks(disks: &mut [Disk]) {
     }
 }
 
+/// The boot menu of a guest configuration: the entries, the default marked, a countdown
+/// that any key stops; then arrows or j/k and Enter, a number, or `e` to edit the command
+/// line. Returns the entry (and an edited command line) a person chose, or `None` when the
+/// countdown ran out (boot the default) or nobody can answer.
+fn boot_menu(choice: &rxen_loader::bootcfg::ConfigChoice) -> Option<(usize, Option<String>)> {
+    let entries = &choice.menu.entries;
+    let default = choice.selection.map(|s| s.entry);
+    let show = |sel: Option<usize>| {
+        for (i, e) in entries.iter().enumerate() {
+            let mark = if Some(i) == sel {
+                '>'
+            } else if Some(i) == default {
+                '*'
+            } else {
+                ' '
+            };
+            say!("rxen: {mark} {:2}. {}", i + 1, e.display_title());
+        }
+    };
+    show(None);
+    let timeout = choice.timeout();
+    if let Some(d) = default {
+        say!("rxen: default: {:?}", entries[d].display_title());
+    }
+    if timeout == 0 || !console_has_input() || entries.is_empty() {
+        return None;
+    }
+    say!("rxen: booting the default in {timeout} s; press a key for the menu");
+    let deadline = rxen_loader::platform::time::Deadline::after_ms(u64::from(timeout) * 1000);
+    let first = loop {
+        if let Some(c) = try_getc() {
+            break c;
+        }
+        if deadline.expired() {
+            return None;
+        }
+        wait_for_key();
+    };
+    let mut sel = default.unwrap_or(0);
+    let mut key = Some(first);
+    say!("rxen: menu: up/down or j/k, Enter to boot, a number to pick, e to edit the command line");
+    loop {
+        let c = match key.take() {
+            Some(c) => c,
+            None => read_key(),
+        };
+        match c {
+            b'\r' | b'\n' => return Some((sel, None)),
+            b'j' | b'B' => sel = (sel + 1).min(entries.len() - 1),
+            b'k' | b'A' => sel = sel.saturating_sub(1),
+            b'1'..=b'9' if usize::from(c - b'1') < entries.len() => return Some((usize::from(c - b'1'), None)),
+            b'e' => {
+                let current = entries[sel].grub_cmdline();
+                say!("rxen: command line for {:?} (Enter to boot):", entries[sel].display_title());
+                let line = read_line_with(&current);
+                return Some((sel, Some(line)));
+            }
+            0x1b | b'[' => continue, // the start of an arrow key's escape sequence
+            _ => {}
+        }
+        show(Some(sel));
+    }
+}
+
+/// Block for a key (no timeout).
+fn read_key() -> u8 {
+    loop {
+        if let Some(c) = try_getc() {
+            return c;
+        }
+        wait_for_key();
+    }
+}
+
+/// Wait a little for input without burning the CPU on Xen.
+fn wait_for_key() {
+    if xen::console::ready() {
+        xen::console::wait_input();
+    } else {
+        rxen_loader::platform::time::delay_us(1000);
+    }
+}
+
+/// [`read_line`] starting from `initial` (shown, editable with backspace).
+fn read_line_with(initial: &str) -> String {
+    say_raw(initial);
+    let mut line = String::from(initial);
+    loop {
+        match read_key() {
+            b'\r' | b'\n' => {
+                say!("");
+                return line;
+            }
+            0x08 | 0x7f if line.pop().is_some() => say_raw("\x08 \x08"),
+            c if (0x20..0x7f).contains(&c) && line.len() < 4096 => {
+                line.push(c as char);
+                say_raw(core::str::from_utf8(&[c]).unwrap_or(""));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Whether any step can read from the guest's disks.
 fn policy_uses_disks(policy: &Policy) -> bool {
     policy.steps.iter().any(|s| match &s.kind {
-        StepKind::Search(_) => true,
+        StepKind::Search(_) | StepKind::Config(_) => true,
         StepKind::Kernel(k) => core::iter::once(&k.kernel)
             .chain(&k.initrd)
             .any(|p| p.volume.as_deref().is_some_and(|v| v != "memdisk" && !v.starts_with("module"))),

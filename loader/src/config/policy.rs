@@ -68,7 +68,27 @@ pub enum StepKind {
     Kernel(KernelStep),
     /// `type = "search"`: find a volume; it becomes the root volume for the steps after.
     Search(SearchKey),
+    /// `type = "config"`: the guest's own boot configuration (grub.cfg, BLS, extlinux,
+    /// menu.lst) on the root volume, or on the first volume that has one.
+    Config(ConfigStep),
 }
+
+/// A `config` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigStep {
+    /// `files`: where to look, in order (default: the generic search order). A path ending
+    /// in `menu.lst`/`grub.conf` is GRUB legacy, `extlinux.conf`/`syslinux.cfg` extlinux,
+    /// any other path a GRUB script; `"bls"` means BLS entries.
+    pub files: Vec<String>,
+    /// `entry`: boot this entry (index, id, title or `>` path) instead of the default.
+    pub entry: Option<String>,
+    /// `max_timeout`: the longest a menu waits, in seconds, whatever the configuration
+    /// says (GRUB's `timeout=-1` waits forever; a fleet must not). Default 10.
+    pub max_timeout: u32,
+}
+
+/// Default [`ConfigStep::max_timeout`].
+pub const DEFAULT_MAX_MENU_TIMEOUT: u32 = 10;
 
 /// What a `search` step looks for (GRUB's `search --file/--fs-uuid/--label`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,6 +201,7 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
 const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure"];
 const KERNEL_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline"];
 const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
+const CONFIG_KEYS: &[&str] = &["type", "name", "files", "entry", "max_timeout"];
 
 /// Parse and check a policy.
 pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
@@ -347,10 +368,45 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
             };
             StepKind::Kernel(KernelStep { kernel, initrd, initrd_optional, cmdline })
         }
+        "config" => {
+            check_keys(t, CONFIG_KEYS, "in a config step")?;
+            let files = match t.get("files") {
+                None => Vec::new(),
+                Some(v @ Spanned { value: Value::Array(items), .. }) => {
+                    if items.is_empty() {
+                        return Err(v.err("`files` = []: leave the key out for the default search order"));
+                    }
+                    let mut out = Vec::new();
+                    for i in items {
+                        let f = string(i, "files")?;
+                        if f != "bls" {
+                            let p = file_path(i, "files")?;
+                            if p.volume.is_some() || p.path.is_empty() {
+                                return Err(
+                                    i.err("`files`: a path on the volume, e.g. \"/boot/grub/grub.cfg\", or \"bls\"")
+                                );
+                            }
+                        }
+                        out.push(f.to_string());
+                    }
+                    out
+                }
+                Some(v) => return Err(v.err("`files` must be an array of paths")),
+            };
+            let entry = match t.get("entry") {
+                None => None,
+                Some(v) => Some(string(v, "entry")?.to_string()),
+            };
+            let max_timeout = match t.get("max_timeout") {
+                None => DEFAULT_MAX_MENU_TIMEOUT,
+                Some(v) => integer(v, "max_timeout", 0, MAX_TIMEOUT)? as u32,
+            };
+            StepKind::Config(ConfigStep { files, entry, max_timeout })
+        }
         other => {
-            return Err(
-                ty.err(alloc::format!("unknown step type {other:?} (this loader knows: \"kernel\", \"search\")"))
-            );
+            return Err(ty.err(alloc::format!(
+                "unknown step type {other:?} (this loader knows: \"kernel\", \"search\", \"config\")"
+            )));
         }
     };
     Ok(Step { name, line: t.line, kind })
@@ -377,6 +433,32 @@ mod tests {
         assert_eq!(k.initrd[0].to_string(), "(module0)");
         assert_eq!(k.initrd[1], FilePath { volume: None, path: "/i2".into() });
         assert_eq!(k.cmdline, "console=hvc0");
+    }
+
+    #[test]
+    fn config_steps() {
+        let p = parse_policy(
+            "version = 1\n[[step]]\ntype = \"config\"\n[[step]]\ntype = \"config\"\nfiles = [\"/boot/grub2/grub.cfg\", \"bls\"]\nentry = \"1>2\"\nmax_timeout = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps[0].kind,
+            StepKind::Config(ConfigStep { files: Vec::new(), entry: None, max_timeout: DEFAULT_MAX_MENU_TIMEOUT })
+        );
+        assert_eq!(
+            p.steps[1].kind,
+            StepKind::Config(ConfigStep {
+                files: alloc::vec!["/boot/grub2/grub.cfg".into(), "bls".into()],
+                entry: Some("1>2".into()),
+                max_timeout: 3
+            })
+        );
+        let e = |t: &str| parse_policy(t).unwrap_err().to_string();
+        assert!(e("version = 1\n[[step]]\ntype = \"config\"\nfiles = [\"grub.cfg\"]\n").contains("paths are absolute"));
+        assert!(
+            e("version = 1\n[[step]]\ntype = \"config\"\nkernel = \"/k\"\n")
+                .contains("unknown key `kernel` in a config step")
+        );
     }
 
     #[test]
@@ -407,7 +489,7 @@ mod tests {
         );
         assert_eq!(
             e("version = 1\n[[step]]\ntype = \"chain\"\n"),
-            "3:8: unknown step type \"chain\" (this loader knows: \"kernel\", \"search\")"
+            "3:8: unknown step type \"chain\" (this loader knows: \"kernel\", \"search\", \"config\")"
         );
         assert_eq!(e("version = 1\n[[step]]\ntype = \"kernel\"\n"), "2:1: kernel step without `kernel`");
         assert_eq!(

@@ -22,7 +22,7 @@ impl SerialConsole {
             outb(COM1, 0x01); // divisor 1 = 115200 baud
             outb(COM1 + 1, 0x00);
             outb(COM1 + 3, 0x03); // LCR: 8 data bits, no parity, 1 stop bit
-            outb(COM1 + 2, 0xc7); // FCR: FIFO on, cleared, 14-byte threshold
+            outb(COM1 + 2, 0xc5); // FCR: FIFO on, transmit FIFO cleared (keep typed-ahead keys), 14-byte threshold
             outb(COM1 + 4, 0x03); // MCR: DTR | RTS
         }
         SerialConsole { com1 }

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The policy's `config` step: read the guest's own boot configuration (grub.cfg, BLS,
+//! extlinux.conf, menu.lst) from its volumes with the readers in [`crate::config`], choose
+//! the entry GRUB would choose, and turn an entry into a kernel to boot.
+//!
+//! GRUB names devices `hd0,gpt2`; rxen names volumes `xvda,gpt2`. [`VolumeFs`] maps one to
+//! the other (`hdN` is the Nth disk) so a configuration's `set root='hd0,gpt2'` and
+//! `search --fs-uuid` both land on the right volume. Pure: no hardware, runs on the host.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::boot::{BootError, Files, Prepared, Root, prepare_kernel_step};
+use crate::cmdline::DomainCmdline;
+use crate::config::configfs::{ConfigFs, SearchBy, Stat};
+use crate::config::discover::{self, Source};
+use crate::config::grub;
+use crate::config::menu::{self, Env, Menu, Selection, Via};
+use crate::config::policy::{ConfigStep, FilePath, KernelStep, SearchKey};
+use crate::fs::ext4::FileKind;
+use crate::volume::{self, Disk, GuestMemory, Volume};
+
+/// The guest's volumes as GRUB's configuration readers see them.
+pub struct VolumeFs<'x> {
+    pub disks: &'x mut [Disk],
+    pub volumes: &'x [Volume],
+    /// The volume the configuration came from (`dev == None`).
+    pub current: usize,
+}
+
+/// The volume GRUB's device name `dev` means: one of ours by name (`xvda,gpt2`), or
+/// GRUB's `hdN[,part]` with `hdN` the Nth disk and `part` as `gpt2`, `msdos5` or a bare
+/// number. Parentheses are allowed.
+pub fn map_device(dev: &str, disks: &[Disk], volumes: &[Volume]) -> Option<usize> {
+    let dev = dev.trim_start_matches('(').trim_end_matches(')');
+    if let Some(i) = volumes.iter().position(|v| v.name == dev) {
+        return Some(i);
+    }
+    let rest = dev.strip_prefix("hd")?;
+    let (num, part) = match rest.split_once(',') {
+        Some((n, p)) => (n, Some(p)),
+        None => (rest, None),
+    };
+    let disk = disks.get(num.parse::<usize>().ok()?)?;
+    match part {
+        None => volumes.iter().position(|v| v.name == disk.name),
+        Some(p) => {
+            let want = format!("{},{p}", disk.name);
+            if let Some(i) = volumes.iter().position(|v| v.name == want) {
+                return Some(i);
+            }
+            // A bare partition number: any scheme.
+            let n: u32 = p.parse().ok()?;
+            volumes.iter().position(|v| {
+                v.name.strip_prefix(&format!("{},", disk.name)).is_some_and(|q| {
+                    let digits = q.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+                    digits.parse::<u32>().ok() == Some(n)
+                })
+            })
+        }
+    }
+}
+
+impl VolumeFs<'_> {
+    fn volume(&self, dev: Option<&str>) -> Result<usize, String> {
+        match dev {
+            None => Ok(self.current),
+            Some(d) => map_device(d, self.disks, self.volumes).ok_or_else(|| format!("({d}): no such device")),
+        }
+    }
+}
+
+impl ConfigFs for VolumeFs<'_> {
+    fn read(&mut self, dev: Option<&str>, path: &str, limit: usize) -> Result<Vec<u8>, String> {
+        let v = self.volume(dev)?;
+        let vol = &self.volumes[v];
+        let mut fs = volume::open(self.disks, vol)?;
+        let ino = fs.lookup(path).map_err(|e| format!("({}){path}: {e}", vol.name))?;
+        if ino.kind() != FileKind::File {
+            return Err(format!("({}){path}: not a regular file", vol.name));
+        }
+        if ino.size() > limit as u64 {
+            return Err(format!("({}){path}: {} bytes is more than the {limit}-byte limit", vol.name, ino.size()));
+        }
+        let mut buf = alloc::vec![0u8; ino.size() as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            let n =
+                fs.read_at(&ino, done as u64, &mut buf[done..]).map_err(|e| format!("({}){path}: {e}", vol.name))?;
+            if n == 0 {
+                buf.truncate(done);
+                break;
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+
+    fn list(&mut self, dev: Option<&str>, dir: &str) -> Result<Vec<String>, String> {
+        let v = self.volume(dev)?;
+        let vol = &self.volumes[v];
+        let mut fs = volume::open(self.disks, vol)?;
+        let ino = fs.lookup(dir).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
+        let entries = fs.read_dir(&ino).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
+        Ok(entries.into_iter().map(|e| e.name).filter(|n| n != "." && n != "..").collect())
+    }
+
+    fn stat(&mut self, dev: Option<&str>, path: &str) -> Option<Stat> {
+        let v = self.volume(dev).ok()?;
+        let mut fs = volume::open(self.disks, &self.volumes[v]).ok()?;
+        let ino = fs.lookup(path).ok()?;
+        match ino.kind() {
+            FileKind::Dir => Some(Stat { dir: true, size: 0 }),
+            FileKind::File => Some(Stat { dir: false, size: ino.size() }),
+            _ => None,
+        }
+    }
+
+    fn search(&mut self, by: SearchBy, value: &str) -> Option<String> {
+        let key = match by {
+            SearchBy::FsUuid => SearchKey::FsUuid(value.to_string()),
+            SearchBy::Label => SearchKey::Label(value.to_string()),
+            SearchBy::File => SearchKey::File(value.to_string()),
+        };
+        volume::search(self.disks, self.volumes, &key).map(|i| self.volumes[i].name.clone())
+    }
+}
+
+/// A configuration read and the entry GRUB would boot.
+#[derive(Clone, Debug)]
+pub struct ConfigChoice {
+    /// The volume it came from (index into the volumes).
+    pub volume: usize,
+    pub menu: Menu,
+    /// grubenv's variables (for `saved_entry`, `next_entry`).
+    pub env: Env,
+    /// The entry to boot when nobody picks one.
+    pub selection: Option<Selection>,
+    /// `max_timeout` of the step: the menu waits at most this long.
+    pub max_timeout: u32,
+}
+
+impl ConfigChoice {
+    /// Seconds the menu waits: the configuration's timeout (none = forever) capped by the
+    /// policy's `max_timeout`.
+    pub fn timeout(&self) -> u32 {
+        match self.menu.timeout {
+            Some(t) if t <= 0 => 0,
+            Some(t) => (t.min(i64::from(u32::MAX)) as u32).min(self.max_timeout),
+            None => self.max_timeout,
+        }
+    }
+
+    /// Entries to try in order: the selection, then the configuration's fallbacks.
+    pub fn try_order(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.selection.map(|s| s.entry).into_iter().collect();
+        for f in menu::fallback_entries(&self.menu) {
+            if !v.contains(&f) {
+                v.push(f);
+            }
+        }
+        v
+    }
+}
+
+fn sources(step: &ConfigStep) -> Vec<Source> {
+    if step.files.is_empty() {
+        return discover::default_order();
+    }
+    step.files
+        .iter()
+        .map(|f| {
+            let lower = f.to_ascii_lowercase();
+            if f == "bls" {
+                Source::Bls
+            } else if lower.ends_with("menu.lst") || lower.ends_with("grub.conf") {
+                Source::MenuLst(f.clone())
+            } else if lower.ends_with("extlinux.conf") || lower.ends_with("syslinux.cfg") {
+                Source::Extlinux(f.clone())
+            } else {
+                Source::Grub(f.clone())
+            }
+        })
+        .collect()
+}
+
+/// Find and read the configuration: on the root volume when a search chose one, else on
+/// the first volume that has one.
+pub fn load_config(
+    step: &ConfigStep,
+    files: &mut Files<'_>,
+    root: &Root,
+    domain: &DomainCmdline,
+    log: &mut dyn FnMut(String),
+) -> Result<ConfigChoice, BootError> {
+    let candidates: Vec<usize> = match root {
+        Root::Volume(i) => alloc::vec![*i],
+        Root::Memdisk => (0..files.volumes.len()).collect(),
+    };
+    if candidates.is_empty() {
+        return Err(BootError("no volume to read a boot configuration from".into()));
+    }
+    let order = sources(step);
+    let opts = grub::Options::default();
+    let mut errors = Vec::new();
+    for v in candidates {
+        let name = files.volumes[v].name.clone();
+        let mut fs = VolumeFs { disks: &mut *files.disks, volumes: files.volumes, current: v };
+        match discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
+            Ok(menu) => {
+                for m in &menu.messages {
+                    log(format!("({name}): {m}"));
+                }
+                let env = discover::read_grubenv(&mut fs, &name);
+                let pick = domain.options.entry.as_ref().or(step.entry.as_ref());
+                let selection = match pick {
+                    Some(want) => match menu::resolve(&menu, want) {
+                        Some(entry) => Some(Selection { entry, via: Via::Default }),
+                        None => {
+                            log(format!("{}: no entry {want:?}; using the configuration's default", menu.file));
+                            menu::select_default(&menu, &env)
+                        }
+                    },
+                    None => menu::select_default(&menu, &env),
+                };
+                return Ok(ConfigChoice { volume: v, menu, env, selection, max_timeout: step.max_timeout });
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(BootError(match errors.len() {
+        1 => errors.remove(0),
+        _ => format!("no boot configuration on any volume ({})", errors.join("; ")),
+    }))
+}
+
+fn entry_path(bp: &menu::BootPath, files: &Files<'_>, config_volume: usize) -> Result<FilePath, BootError> {
+    let v = match &bp.device {
+        None => config_volume,
+        Some(d) => map_device(d, files.disks, files.volumes)
+            .ok_or_else(|| BootError(format!("{}: no device ({d}) among the volumes", bp.spec)))?,
+    };
+    Ok(FilePath { volume: Some(files.volumes[v].name.clone()), path: bp.path.clone() })
+}
+
+/// Load entry `idx` of `choice`: its kernel, initrds and command line (GRUB's, with
+/// `BOOT_IMAGE=`, then the domain's words by the command-line rule; `cmdline` replaces
+/// GRUB's when a person edited it).
+pub fn prepare_entry<'a>(
+    choice: &ConfigChoice,
+    idx: usize,
+    cmdline: Option<&str>,
+    files: &mut Files<'a>,
+    domain: &DomainCmdline,
+    mem: &mut dyn GuestMemory,
+    log: &mut dyn FnMut(String),
+) -> Result<Prepared<'a>, BootError> {
+    let e = choice.menu.entries.get(idx).ok_or_else(|| BootError(format!("no entry {idx}")))?;
+    let title = e.display_title();
+    if let Some(why) = &e.unsupported {
+        return Err(BootError(format!("entry {title:?}: {why} is not something rxen boots")));
+    }
+    let Some(k) = &e.kernel else {
+        return Err(BootError(format!("entry {title:?} loads no kernel")));
+    };
+    let step = KernelStep {
+        kernel: entry_path(k, files, choice.volume)?,
+        initrd: e.initrds.iter().map(|i| entry_path(i, files, choice.volume)).collect::<Result<_, _>>()?,
+        initrd_optional: false,
+        cmdline: cmdline.map_or_else(|| e.grub_cmdline(), ToString::to_string),
+    };
+    prepare_kernel_step(&step, files, &Root::Volume(choice.volume), domain, mem, log)
+        .map_err(|err| BootError(format!("entry {title:?}: {}", err.0)))
+}
