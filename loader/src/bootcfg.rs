@@ -20,13 +20,25 @@ use crate::config::menu::{self, Env, Menu, Selection, Via};
 use crate::config::policy::{ConfigStep, FilePath, KernelStep, SearchKey};
 use crate::fs::ext4::FileKind;
 use crate::volume::{self, Disk, GuestMemory, Volume};
+use rxen_memdisk::ustar::Archive;
 
-/// The guest's volumes as GRUB's configuration readers see them.
-pub struct VolumeFs<'x> {
+/// The guest's volumes (and the image's memdisk, device `memdisk`) as GRUB's
+/// configuration readers see them.
+pub struct VolumeFs<'x, 'a> {
     pub disks: &'x mut [Disk],
     pub volumes: &'x [Volume],
-    /// The volume the configuration came from (`dev == None`).
-    pub current: usize,
+    pub memdisk: Option<&'x Archive<'a>>,
+    /// Where the configuration came from (`dev == None`).
+    pub current: Root,
+}
+
+/// Largest file the memdisk device hands the config readers.
+fn memdisk_read(md: &Archive<'_>, path: &str, limit: usize) -> Result<Vec<u8>, String> {
+    let data = md.file(path.trim_start_matches('/')).map_err(|e| format!("(memdisk){path}: {e}"))?;
+    if data.len() > limit {
+        return Err(format!("(memdisk){path}: {} bytes is more than the {limit}-byte limit", data.len()));
+    }
+    Ok(data.to_vec())
 }
 
 /// The volume GRUB's device name `dev` means: one of ours by name (`xvda,gpt2`), or
@@ -62,17 +74,40 @@ pub fn map_device(dev: &str, disks: &[Disk], volumes: &[Volume]) -> Option<usize
     }
 }
 
-impl VolumeFs<'_> {
+impl<'x, 'a> VolumeFs<'x, 'a> {
+    fn device(&self, dev: Option<&str>) -> Result<Root, String> {
+        match dev.map(|d| d.trim_start_matches('(').trim_end_matches(')')) {
+            None => Ok(self.current.clone()),
+            Some("memdisk") => Ok(Root::Memdisk),
+            Some(d) => map_device(d, self.disks, self.volumes)
+                .map(Root::Volume)
+                .ok_or_else(|| format!("({d}): no such device")),
+        }
+    }
+
     fn volume(&self, dev: Option<&str>) -> Result<usize, String> {
-        match dev {
-            None => Ok(self.current),
-            Some(d) => map_device(d, self.disks, self.volumes).ok_or_else(|| format!("({d}): no such device")),
+        match self.device(dev)? {
+            Root::Volume(v) => Ok(v),
+            Root::Memdisk => Err("(memdisk): not a disk volume".into()),
+        }
+    }
+
+    fn memdisk(&self, dev: Option<&str>) -> Option<&'x Archive<'a>> {
+        match self.device(dev) {
+            Ok(Root::Memdisk) => self.memdisk,
+            _ => None,
         }
     }
 }
 
-impl ConfigFs for VolumeFs<'_> {
+impl ConfigFs for VolumeFs<'_, '_> {
     fn read(&mut self, dev: Option<&str>, path: &str, limit: usize) -> Result<Vec<u8>, String> {
+        if let Ok(Root::Memdisk) = self.device(dev) {
+            return match self.memdisk {
+                Some(md) => memdisk_read(md, path, limit),
+                None => Err(format!("(memdisk){path}: this image has no memdisk")),
+            };
+        }
         let v = self.volume(dev)?;
         let vol = &self.volumes[v];
         let mut fs = volume::open(self.disks, vol)?;
@@ -98,6 +133,21 @@ impl ConfigFs for VolumeFs<'_> {
     }
 
     fn list(&mut self, dev: Option<&str>, dir: &str) -> Result<Vec<String>, String> {
+        if let Some(md) = self.memdisk(dev) {
+            let prefix = format!("{}/", dir.trim_matches('/'));
+            let mut names: Vec<String> = Vec::new();
+            for e in md.entries().flatten() {
+                let p = e.path().to_string();
+                let p = p.trim_start_matches('/');
+                let rest = if prefix == "/" { Some(p) } else { p.strip_prefix(prefix.as_str()) };
+                if let Some(name) = rest.and_then(|r| r.split('/').next()).filter(|n| !n.is_empty())
+                    && !names.iter().any(|n| n == name)
+                {
+                    names.push(name.to_string());
+                }
+            }
+            return Ok(names);
+        }
         let v = self.volume(dev)?;
         let vol = &self.volumes[v];
         let mut fs = volume::open(self.disks, vol)?;
@@ -107,6 +157,9 @@ impl ConfigFs for VolumeFs<'_> {
     }
 
     fn stat(&mut self, dev: Option<&str>, path: &str) -> Option<Stat> {
+        if let Some(md) = self.memdisk(dev) {
+            return md.file(path.trim_start_matches('/')).ok().map(|d| Stat { dir: false, size: d.len() as u64 });
+        }
         let v = self.volume(dev).ok()?;
         let mut fs = volume::open(self.disks, &self.volumes[v]).ok()?;
         let ino = fs.lookup(path).ok()?;
@@ -130,8 +183,8 @@ impl ConfigFs for VolumeFs<'_> {
 /// A configuration read and the entry GRUB would boot.
 #[derive(Clone, Debug)]
 pub struct ConfigChoice {
-    /// The volume it came from (index into the volumes).
-    pub volume: usize,
+    /// Where it came from: the memdisk or a volume (index into the volumes).
+    pub source: Root,
     pub menu: Menu,
     /// grubenv's variables (for `saved_entry`, `next_entry`).
     pub env: Env,
@@ -164,11 +217,11 @@ impl ConfigChoice {
     }
 }
 
-fn sources(step: &ConfigStep) -> Vec<Source> {
-    if step.files.is_empty() {
+fn sources(files: &[String]) -> Vec<Source> {
+    if files.is_empty() {
         return discover::default_order();
     }
-    step.files
+    files
         .iter()
         .map(|f| {
             let lower = f.to_ascii_lowercase();
@@ -194,19 +247,34 @@ pub fn load_config(
     domain: &DomainCmdline,
     log: &mut dyn FnMut(String),
 ) -> Result<ConfigChoice, BootError> {
-    let candidates: Vec<usize> = match root {
-        Root::Volume(i) => alloc::vec![*i],
-        Root::Memdisk => (0..files.volumes.len()).collect(),
+    // A configuration in the memdisk (`(memdisk)/grub.cfg`): pvgrub2's memdisk config.
+    let in_memdisk: Vec<String> =
+        step.files.iter().filter_map(|f| f.strip_prefix("(memdisk)").map(ToString::to_string)).collect();
+    let (candidates, order): (Vec<Root>, Vec<Source>) = if !in_memdisk.is_empty() {
+        (alloc::vec![Root::Memdisk], sources(&in_memdisk))
+    } else {
+        let c = match root {
+            Root::Volume(i) => alloc::vec![Root::Volume(*i)],
+            Root::Memdisk => (0..files.volumes.len()).map(Root::Volume).collect(),
+        };
+        (c, sources(&step.files))
     };
     if candidates.is_empty() {
         return Err(BootError("no volume to read a boot configuration from".into()));
     }
-    let order = sources(step);
     let opts = grub::Options::default();
     let mut errors = Vec::new();
-    for v in candidates {
-        let name = files.volumes[v].name.clone();
-        let mut fs = VolumeFs { disks: &mut *files.disks, volumes: files.volumes, current: v };
+    for src in candidates {
+        let name = match &src {
+            Root::Memdisk => "memdisk".to_string(),
+            Root::Volume(v) => files.volumes[*v].name.clone(),
+        };
+        let mut fs = VolumeFs {
+            disks: &mut *files.disks,
+            volumes: files.volumes,
+            memdisk: files.memdisk.as_ref(),
+            current: src.clone(),
+        };
         match discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
             Ok(menu) => {
                 for m in &menu.messages {
@@ -224,7 +292,7 @@ pub fn load_config(
                     },
                     None => menu::select_default(&menu, &env),
                 };
-                return Ok(ConfigChoice { volume: v, menu, env, selection, max_timeout: step.max_timeout });
+                return Ok(ConfigChoice { source: src, menu, env, selection, max_timeout: step.max_timeout });
             }
             Err(e) => errors.push(e.to_string()),
         }
@@ -235,13 +303,20 @@ pub fn load_config(
     }))
 }
 
-fn entry_path(bp: &menu::BootPath, files: &Files<'_>, config_volume: usize) -> Result<FilePath, BootError> {
-    let v = match &bp.device {
-        None => config_volume,
-        Some(d) => map_device(d, files.disks, files.volumes)
-            .ok_or_else(|| BootError(format!("{}: no device ({d}) among the volumes", bp.spec)))?,
+fn entry_path(bp: &menu::BootPath, files: &Files<'_>, source: &Root) -> Result<FilePath, BootError> {
+    let dev = match &bp.device {
+        None => source.clone(),
+        Some(d) if d == "memdisk" => Root::Memdisk,
+        Some(d) => Root::Volume(
+            map_device(d, files.disks, files.volumes)
+                .ok_or_else(|| BootError(format!("{}: no device ({d}) among the volumes", bp.spec)))?,
+        ),
     };
-    Ok(FilePath { volume: Some(files.volumes[v].name.clone()), path: bp.path.clone() })
+    let volume = match dev {
+        Root::Memdisk => "memdisk".to_string(),
+        Root::Volume(v) => files.volumes[v].name.clone(),
+    };
+    Ok(FilePath { volume: Some(volume), path: bp.path.clone() })
 }
 
 /// Load entry `idx` of `choice`: its kernel, initrds and command line (GRUB's, with
@@ -265,11 +340,11 @@ pub fn prepare_entry<'a>(
         return Err(BootError(format!("entry {title:?} loads no kernel")));
     };
     let step = KernelStep {
-        kernel: entry_path(k, files, choice.volume)?,
-        initrd: e.initrds.iter().map(|i| entry_path(i, files, choice.volume)).collect::<Result<_, _>>()?,
+        kernel: entry_path(k, files, &choice.source)?,
+        initrd: e.initrds.iter().map(|i| entry_path(i, files, &choice.source)).collect::<Result<_, _>>()?,
         initrd_optional: false,
         cmdline: cmdline.map_or_else(|| e.grub_cmdline(), ToString::to_string),
     };
-    prepare_kernel_step(&step, files, &Root::Volume(choice.volume), domain, mem, log)
+    prepare_kernel_step(&step, files, &choice.source, domain, mem, log)
         .map_err(|err| BootError(format!("entry {title:?}: {}", err.0)))
 }

@@ -78,7 +78,9 @@ pub struct BuildArgs {
     /// /usr/lib/rxen/pvh-boot.bin.
     #[arg(long, value_name = "PATH")]
     pub loader: Option<PathBuf>,
-    /// Boot policy; stored as rxen.toml in the memdisk.
+    /// Boot policy; stored as rxen.toml in the memdisk. A FILE named *.cfg is a GRUB
+    /// script instead (a pvgrub2 memdisk config): stored as grub.cfg, with a policy whose
+    /// config step runs it.
     #[arg(long, value_name = "FILE", conflicts_with = "kernel")]
     pub config: Option<PathBuf>,
     /// Add host file HOST to the memdisk at path GUEST (e.g. boot/vmlinuz=/tmp/vmlinuz).
@@ -208,7 +210,12 @@ pub fn build(args: &BuildArgs) -> Result<()> {
 
     let mut md = Memdisk::new();
     if let Some(config) = &args.config {
-        add_host_file(&mut md, POLICY_PATH, config)?;
+        if config.extension().is_some_and(|e| e == "cfg") {
+            add_host_file(&mut md, "grub.cfg", config)?;
+            md.add(POLICY_PATH, assemble::GRUB_CFG_POLICY.as_bytes().to_vec(), "rxen.toml (generated for grub.cfg)")?;
+        } else {
+            add_host_file(&mut md, POLICY_PATH, config)?;
+        }
     }
     if let Some(kernel) = &args.kernel {
         add_host_file(&mut md, "vmlinuz", kernel)?;

@@ -82,3 +82,28 @@ fn menu_edit_command_line() {
         "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet rxen_edited=1",
     );
 }
+
+/// A pvgrub2-style memdisk config (`rxen-mkimage --config grub.cfg`): it searches for the
+/// guest's grub.cfg and `configfile`s it, unchanged from what GRUB's Xen images carry.
+#[test]
+fn memdisk_grub_cfg_like_pvgrub2() {
+    let dir = Scratch::new("pvgrub-cfg");
+    std::fs::write(
+        dir.path("grub.cfg"),
+        "search --no-floppy --set=root -f /boot/grub/grub.cfg\nset prefix=($root)/boot/grub\nconfigfile /boot/grub/grub.cfg\n",
+    )
+    .unwrap();
+    let img = dir.path("pvgrub.img");
+    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("grub.cfg").to_str().unwrap()]);
+    let mut q = Qemu::new("microvm", &img);
+    q.append = Some(sample_cmdline());
+    q.timeout = std::time::Duration::from_secs(90);
+    q.extra_args.extend(virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
+    let run = q.run();
+    assert_boots(
+        &run,
+        "Debian GNU/Linux",
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet",
+    );
+    assert!(run.serial.contains("rxen: step grub-cfg"), "{}", run.dump());
+}

@@ -381,9 +381,9 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                         let f = string(i, "files")?;
                         if f != "bls" {
                             let p = file_path(i, "files")?;
-                            if p.volume.is_some() || p.path.is_empty() {
+                            if p.volume.as_deref().is_some_and(|v| v != "memdisk") || p.path.is_empty() {
                                 return Err(
-                                    i.err("`files`: a path on the volume, e.g. \"/boot/grub/grub.cfg\", or \"bls\"")
+                                    i.err("`files`: a path on the volume, e.g. \"/boot/grub/grub.cfg\", \"(memdisk)/grub.cfg\" or \"bls\"")
                                 );
                             }
                         }
