@@ -107,3 +107,16 @@ fn memdisk_grub_cfg_like_pvgrub2() {
     );
     assert!(run.serial.contains("rxen: step grub-cfg"), "{}", run.dump());
 }
+
+/// `c` opens a prompt: `ls` and `cat` read the guest's volumes, `boot` boots the entry.
+#[test]
+fn menu_command_prompt() {
+    let run = boot("debian12", Some(b" cls (hd0,gpt2)/boot\rcat /boot/grub/grubenv\rboot\r"));
+    assert_boots(
+        &run,
+        "Debian GNU/Linux",
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet",
+    );
+    assert!(run.serial.contains("vmlinuz-6.1.0-13-amd64"), "{}", run.dump());
+    assert!(run.serial.contains("# GRUB Environment Block"), "{}", run.dump());
+}

@@ -406,7 +406,15 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             }
             Ok(StepOutcome::Config(choice)) => {
                 say!("rxen: {}: {} entries", choice.menu.file, choice.menu.entries.len());
-                let picked = boot_menu(&choice);
+                let picked = {
+                    let mut fs = rxen_loader::bootcfg::VolumeFs {
+                        disks: &mut *files.disks,
+                        volumes: files.volumes,
+                        memdisk: files.memdisk.as_ref(),
+                        current: choice.source.clone(),
+                    };
+                    boot_menu(&choice, &mut fs)
+                };
                 let mut order: Vec<(usize, Option<String>)> = Vec::new();
                 if let Some(p) = picked {
                     order.push(p);
@@ -420,6 +428,15 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 for (idx, edited) in order {
                     let title = choice.menu.entries[idx].display_title();
                     say!("rxen: entry {title:?}");
+                    for w in choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes) {
+                        let vars: Vec<&str> = w.vars.iter().map(|(k, _)| k.as_str()).collect();
+                        say!(
+                            "rxen: {}: not saving {} to {}: rxen does not write guest disks",
+                            w.at,
+                            vars.join(" "),
+                            w.file
+                        );
+                    }
                     let mut a2 = alloc.clone();
                     let prepared = {
                         let mut mem = PhysAlloc(&mut a2);
@@ -663,7 +680,10 @@ fn release_disks(disks: &mut [Disk]) {
 /// that any key stops; then arrows or j/k and Enter, a number, or `e` to edit the command
 /// line. Returns the entry (and an edited command line) a person chose, or `None` when the
 /// countdown ran out (boot the default) or nobody can answer.
-fn boot_menu(choice: &rxen_loader::bootcfg::ConfigChoice) -> Option<(usize, Option<String>)> {
+fn boot_menu(
+    choice: &rxen_loader::bootcfg::ConfigChoice,
+    fs: &mut dyn rxen_loader::config::configfs::ConfigFs,
+) -> Option<(usize, Option<String>)> {
     let entries = &choice.menu.entries;
     let default = choice.selection.map(|s| s.entry);
     let show = |sel: Option<usize>| {
@@ -699,7 +719,7 @@ fn boot_menu(choice: &rxen_loader::bootcfg::ConfigChoice) -> Option<(usize, Opti
     };
     let mut sel = default.unwrap_or(0);
     let mut key = Some(first);
-    say!("rxen: menu: up/down or j/k, Enter to boot, a number to pick, e to edit the command line");
+    say!("rxen: menu: up/down or j/k, Enter to boot, a number to pick, e to edit the command line, c for a prompt");
     loop {
         let c = match key.take() {
             Some(c) => c,
@@ -716,10 +736,46 @@ fn boot_menu(choice: &rxen_loader::bootcfg::ConfigChoice) -> Option<(usize, Opti
                 let line = read_line_with(&current);
                 return Some((sel, Some(line)));
             }
+            b'c' => {
+                if command_prompt(fs) {
+                    return Some((sel, None));
+                }
+            }
             0x1b | b'[' => continue, // the start of an arrow key's escape sequence
             _ => {}
         }
         show(Some(sel));
+    }
+}
+
+/// The menu's `c` prompt: `ls [(dev)][/dir]`, `cat (dev)/file`, `boot` (the highlighted
+/// entry), `exit` (back to the menu). Read-only. Returns whether to boot.
+fn command_prompt(fs: &mut dyn rxen_loader::config::configfs::ConfigFs) -> bool {
+    say!("rxen: commands: ls [(dev)][/dir], cat [(dev)]/file, boot, exit");
+    loop {
+        say_raw("rxen> ");
+        let line = read_line_with("");
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        let arg = words.next().unwrap_or("/");
+        let (dev, path) = match arg.strip_prefix('(').and_then(|r| r.split_once(')')) {
+            Some((d, p)) => (Some(d), if p.is_empty() { "/" } else { p }),
+            None => (None, arg),
+        };
+        match cmd {
+            "" => {}
+            "boot" => return true,
+            "exit" | "menu" => return false,
+            "ls" => match fs.list(dev, path) {
+                Ok(names) => say!("{}", names.join("  ")),
+                Err(e) => say!("rxen: {e}"),
+            },
+            "cat" => match fs.read(dev, path, 64 << 10) {
+                Ok(b) => say!("{}", String::from_utf8_lossy(&b)),
+                Err(e) => say!("rxen: {e}"),
+            },
+            other => say!("rxen: unknown command {other:?}"),
+        }
     }
 }
 
