@@ -736,11 +736,7 @@ fn boot_menu(
                 let line = read_line_with(&current);
                 return Some((sel, Some(line)));
             }
-            b'c' => {
-                if command_prompt(fs) {
-                    return Some((sel, None));
-                }
-            }
+            b'c' if command_prompt(fs) => return Some((sel, None)),
             0x1b | b'[' => continue, // the start of an arrow key's escape sequence
             _ => {}
         }
