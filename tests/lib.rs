@@ -19,6 +19,14 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// Runs a fixture script that prints one directory on stdout, and checks that it did.
+fn script_dir(script: &str) -> PathBuf {
+    let out = run_ok(&mut Command::new(root().join(script)));
+    let dir = PathBuf::from(&out);
+    assert!(dir.is_dir(), "{script} must print one directory on stdout, printed {out:?}");
+    dir
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
@@ -91,13 +99,13 @@ pub fn tsc_khz() -> u64 {
 /// The bootable guest disks (`scripts/build-boot-disks`): `NAME.img` in this directory.
 pub fn boot_disks() -> PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-boot-disks"))))).clone()
+    D.get_or_init(|| script_dir("scripts/build-boot-disks")).clone()
 }
 
 /// Disks made from the config corpus (`scripts/build-config-disks`): `NAME.img` here.
 pub fn config_disks() -> PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| PathBuf::from(run_ok(&mut Command::new(root().join("scripts/build-config-disks"))))).clone()
+    D.get_or_init(|| script_dir("scripts/build-config-disks")).clone()
 }
 
 /// The filesystem fixtures (`scripts/build-disk-fixtures`): `NAME.img` in this directory.
@@ -182,6 +190,8 @@ pub struct Run {
     pub exit_code: Option<i32>,
     pub timed_out: bool,
     pub elapsed: Duration,
+    /// What QEMU itself printed on stderr (bad arguments, a missing file).
+    pub qemu_stderr: String,
 }
 
 impl Run {
@@ -192,8 +202,8 @@ impl Run {
     /// Both outputs, for assertion messages.
     pub fn dump(&self) -> String {
         format!(
-            "exit {:?}, timed out {}, {:?}\n--- serial ---\n{}\n--- debugcon ---\n{}",
-            self.exit_code, self.timed_out, self.elapsed, self.serial, self.debugcon
+            "exit {:?}, timed out {}, {:?}\n--- qemu stderr ---\n{}\n--- serial ---\n{}\n--- debugcon ---\n{}",
+            self.exit_code, self.timed_out, self.elapsed, self.qemu_stderr, self.serial, self.debugcon
         )
     }
 }
@@ -217,6 +227,7 @@ impl Qemu {
     pub fn run(&self) -> Run {
         let dir = Scratch::new(&format!("qemu-{}", self.machine));
         let (serial, debugcon) = (dir.path("serial.log"), dir.path("debugcon.log"));
+        let stderr_log = dir.path("qemu-stderr.log");
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-M", &self.machine, "-accel", "tcg", "-m", &self.memory_mib.to_string()])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
@@ -232,7 +243,8 @@ impl Qemu {
                 Some(_) => Stdio::from(std::fs::File::create(&serial).expect("serial log")),
                 None => Stdio::null(),
             })
-            .stderr(Stdio::piped());
+            // A file, not a pipe: a pipe nobody reads fills up and stalls QEMU.
+            .stderr(Stdio::from(std::fs::File::create(&stderr_log).expect("stderr log")));
         if let Some(i) = &self.initrd {
             cmd.arg("-initrd").arg(i);
         }
@@ -266,6 +278,7 @@ impl Qemu {
             exit_code: status.and_then(|s| s.code()),
             timed_out,
             elapsed,
+            qemu_stderr: read(&stderr_log),
         }
     }
 }
