@@ -121,12 +121,17 @@ pub fn disk_fixtures() -> PathBuf {
 /// QEMU arguments attaching `disk` (read-only snapshot) as a virtio-blk device: on the
 /// virtio-mmio bus on microvm, as virtio-blk-pci otherwise.
 pub fn virtio_disk(machine: &str, id: usize, disk: &Path) -> Vec<String> {
+    virtio_disk_sectors(machine, id, disk, 512)
+}
+
+/// [`virtio_disk`] with `sector` bytes as the device's logical (and physical) block size.
+pub fn virtio_disk_sectors(machine: &str, id: usize, disk: &Path, sector: u32) -> Vec<String> {
     let dev = if machine == "microvm" { "virtio-blk-device" } else { "virtio-blk-pci" };
     vec![
         "-drive".into(),
         format!("file={},format=raw,if=none,id=d{id},snapshot=on", disk.display()),
         "-device".into(),
-        format!("{dev},drive=d{id}"),
+        format!("{dev},drive=d{id},logical_block_size={sector},physical_block_size={sector}"),
     ]
 }
 

@@ -205,6 +205,15 @@ impl ConfigChoice {
         }
     }
 
+    /// [`ConfigChoice::timeout`] when the domain asked for the menu (`rxen.menu`): a
+    /// configuration that shows none (timeout 0) counts down from `max_timeout` instead.
+    pub fn timeout_for(&self, menu_forced: bool) -> u32 {
+        match self.timeout() {
+            0 if menu_forced => self.max_timeout.max(1),
+            t => t,
+        }
+    }
+
     /// Entries to try in order: the selection, then the configuration's fallbacks.
     pub fn try_order(&self) -> Vec<usize> {
         let mut v: Vec<usize> = self.selection.map(|s| s.entry).into_iter().collect();

@@ -26,6 +26,9 @@ pub struct RxenOptions {
     /// `rxen.entry=SPEC`: boot this entry of the guest's boot configuration (index, id,
     /// title or `>` path) instead of its default.
     pub entry: Option<String>,
+    /// `rxen.menu`: show the boot configuration's menu even when its timeout is 0 (it then
+    /// counts down from the policy's `max_timeout`; any key stops the countdown).
+    pub menu: bool,
 }
 
 /// The domain command line, split into ours and the kernel's.
@@ -84,8 +87,10 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
             ("cmdline", Some("append")) => d.options.replace_cmdline = false,
             ("prompt", None | Some("1" | "on" | "yes")) => d.options.prompt = true,
             ("prompt", Some("0" | "off" | "no")) => d.options.prompt = false,
+            ("menu", None | Some("1" | "on" | "yes")) => d.options.menu = true,
+            ("menu", Some("0" | "off" | "no")) => d.options.menu = false,
             _ => d.warnings.push(alloc::format!(
-                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.entry=ENTRY, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
+                "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.entry=ENTRY, rxen.menu, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
             )),
         }
     }
@@ -120,10 +125,13 @@ mod tests {
                 debug: true,
                 replace_cmdline: false,
                 prompt: false,
-                entry: None
+                entry: None,
+                menu: false,
             }
         );
         assert!(parse_domain_cmdline("rxen.prompt").options.prompt);
+        assert!(parse_domain_cmdline("quiet rxen.menu").options.menu);
+        assert!(!parse_domain_cmdline("rxen.menu rxen.menu=off").options.menu);
         assert!(d.warnings.is_empty());
     }
 

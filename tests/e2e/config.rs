@@ -108,10 +108,14 @@ fn memdisk_grub_cfg_like_pvgrub2() {
     assert!(run.serial.contains("rxen: step grub-cfg"), "{}", run.dump());
 }
 
-/// `c` opens a prompt: `ls` and `cat` read the guest's volumes, `boot` boots the entry.
+/// `c` opens a prompt: `ls` and `cat` read the guest's volumes, `set root=` picks the
+/// device they use (and refuses one without a filesystem), `boot` boots the entry.
 #[test]
 fn menu_command_prompt() {
-    let run = boot("debian12", Some(b" cls (hd0,gpt2)/boot\rcat /boot/grub/grubenv\rboot\r"));
+    let run = boot(
+        "debian12",
+        Some(b" cls (hd0,gpt2)/boot\rset root=(vda,gpt1)\rset root=(vda,gpt2)\rset\rcat /boot/grub/grubenv\rboot\r"),
+    );
     assert_boots(
         &run,
         "Debian GNU/Linux",
@@ -119,4 +123,37 @@ fn menu_command_prompt() {
     );
     assert!(run.serial.contains("vmlinuz-6.1.0-13-amd64"), "{}", run.dump());
     assert!(run.serial.contains("# GRUB Environment Block"), "{}", run.dump());
+    assert!(run.serial.contains("rxen: root unchanged: "), "{}", run.dump());
+    assert!(run.serial.contains("\nroot=(vda,gpt2)"), "{}", run.dump());
+}
+
+/// `rxen.menu` on the domain command line shows the menu of a configuration whose timeout is
+/// 0 (counting down from the policy's cap): a key stops it and `2` boots the second entry.
+/// The same keys without `rxen.menu` change nothing: timeout 0 boots the default at once.
+#[test]
+fn rxen_menu_word_shows_a_timeout_zero_menu() {
+    let dir = Scratch::new("menu-word");
+    std::fs::write(
+        dir.path("grub.cfg"),
+        "set timeout=0\nsearch --no-floppy --set=root -f /boot/grub/grub.cfg\n\
+         menuentry 'one' { linux /boot/vmlinuz-6.1.0-13-amd64 which=one\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n\
+         menuentry 'two' { linux /boot/vmlinuz-6.1.0-13-amd64 which=two\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n",
+    )
+    .unwrap();
+    let img = dir.path("menu.img");
+    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("grub.cfg").to_str().unwrap()]);
+    let run_with = |append: String| {
+        let mut q = Qemu::new("microvm", &img);
+        q.append = Some(append);
+        q.timeout = std::time::Duration::from_secs(90);
+        q.extra_args.extend(virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
+        q.serial_input = Some(b" 2".to_vec());
+        q.run()
+    };
+    let run = run_with(format!("rxen.menu {}", sample_cmdline()));
+    assert_boots(&run, "two", "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 which=two");
+    assert!(run.serial.contains("rxen: booting the default in 10 s"), "{}", run.dump());
+    let run = run_with(sample_cmdline());
+    assert_boots(&run, "one", "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 which=one");
+    assert!(!run.serial.contains("rxen: booting the default in"), "{}", run.dump());
 }

@@ -45,6 +45,21 @@ layout!(ext4_64bit_metadata_csum_inline_data, "ext4-feat", "vda");
 layout!(gpt_separate_boot_partition, "gpt-bootpart", "vda,gpt1");
 layout!(mbr_logical_partition, "mbr-logical", "vda,msdos5");
 
+/// A disk of 4 KiB logical sectors (virtio-blk blk_size 4096): the GPT's LBAs count
+/// 4 KiB blocks, every read is whole blocks. Over virtio-mmio and virtio-pci.
+#[test]
+fn gpt_on_4k_sectors() {
+    for machine in ["microvm", "q35"] {
+        let mut q = Qemu::new(machine, &loader());
+        q.append = Some(format!("{} rxen.debug", sample_cmdline()));
+        q.timeout = std::time::Duration::from_secs(60);
+        q.extra_args.extend(virtio_disk_sectors(machine, 0, &boot_disks().join("gpt-4k.img"), 4096));
+        let run = q.run();
+        assert_booted(&run, "vda,gpt1");
+        assert!(run.serial.contains("sectors of 4096 bytes"), "{machine}: {}", run.dump());
+    }
+}
+
 #[test]
 fn gpt_damaged_primary_uses_backup() {
     let run = boot_from("microvm", &["gpt-damaged"]);

@@ -413,7 +413,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                         memdisk: files.memdisk.as_ref(),
                         current: choice.source.clone(),
                     };
-                    boot_menu(&choice, &mut fs)
+                    boot_menu(&choice, &mut fs, domain.options.menu)
                 };
                 let mut order: Vec<(usize, Option<String>)> = Vec::new();
                 if let Some(p) = picked {
@@ -683,6 +683,7 @@ fn release_disks(disks: &mut [Disk]) {
 fn boot_menu(
     choice: &rxen_loader::bootcfg::ConfigChoice,
     fs: &mut dyn rxen_loader::config::configfs::ConfigFs,
+    menu_forced: bool,
 ) -> Option<(usize, Option<String>)> {
     let entries = &choice.menu.entries;
     let default = choice.selection.map(|s| s.entry);
@@ -699,7 +700,7 @@ fn boot_menu(
         }
     };
     show(None);
-    let timeout = choice.timeout();
+    let timeout = choice.timeout_for(menu_forced);
     if let Some(d) = default {
         say!("rxen: default: {:?}", entries[d].display_title());
     }
@@ -744,10 +745,12 @@ fn boot_menu(
     }
 }
 
-/// The menu's `c` prompt: `ls [(dev)][/dir]`, `cat (dev)/file`, `boot` (the highlighted
-/// entry), `exit` (back to the menu). Read-only. Returns whether to boot.
+/// The menu's `c` prompt: `ls [(dev)][/dir]`, `cat [(dev)]/file`, `set [root=DEV]` (the
+/// device `ls` and `cat` use when a path names none), `boot` (the highlighted entry),
+/// `exit` (back to the menu). Read-only. Returns whether to boot.
 fn command_prompt(fs: &mut dyn rxen_loader::config::configfs::ConfigFs) -> bool {
-    say!("rxen: commands: ls [(dev)][/dir], cat [(dev)]/file, boot, exit");
+    say!("rxen: commands: ls [(dev)][/dir], cat [(dev)]/file, set [root=DEV], boot, exit");
+    let mut root: Option<String> = None;
     loop {
         say_raw("rxen> ");
         let line = read_line_with("");
@@ -756,7 +759,7 @@ fn command_prompt(fs: &mut dyn rxen_loader::config::configfs::ConfigFs) -> bool 
         let arg = words.next().unwrap_or("/");
         let (dev, path) = match arg.strip_prefix('(').and_then(|r| r.split_once(')')) {
             Some((d, p)) => (Some(d), if p.is_empty() { "/" } else { p }),
-            None => (None, arg),
+            None => (root.as_deref(), arg),
         };
         match cmd {
             "" => {}
@@ -769,6 +772,27 @@ fn command_prompt(fs: &mut dyn rxen_loader::config::configfs::ConfigFs) -> bool 
             "cat" => match fs.read(dev, path, 64 << 10) {
                 Ok(b) => say!("{}", String::from_utf8_lossy(&b)),
                 Err(e) => say!("rxen: {e}"),
+            },
+            "set" if line.split_whitespace().nth(1).is_none() => {
+                say!(
+                    "root={}",
+                    root.as_deref()
+                        .map_or_else(|| "(the configuration's own volume)".into(), |r| alloc::format!("({r})"))
+                );
+            }
+            "set" => match arg.split_once('=') {
+                Some(("root", v)) => {
+                    let v = v.trim_start_matches('(').trim_end_matches(')');
+                    match fs.list(Some(v), "/") {
+                        Ok(_) => {
+                            say!("root=({v})");
+                            root = Some(v.into());
+                        }
+                        Err(e) => say!("rxen: root unchanged: {e}"),
+                    }
+                }
+                Some((name, _)) => say!("rxen: only root can be set here, not {name:?}"),
+                None => say!("rxen: usage: set root=DEV"),
             },
             other => say!("rxen: unknown command {other:?}"),
         }
