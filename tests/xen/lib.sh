@@ -140,6 +140,19 @@ ext4_img() {
     mv "$out.tmp" "$out"
 }
 
+# gpt4k_img OUT SIZE_MIB TREE LABEL N: like gpt_img, for a disk of 4 KiB logical sectors
+# (scripts/mkgpt; ext4 with 4 KiB blocks, as Linux mounts nothing smaller there). Name it
+# *.4k.img: dom0's block script attaches such files with 4 KiB loop sectors.
+gpt4k_img() {
+    local out="$1" size="$2" tree="$3" label="$4" u
+    u="$(printf '00000000-0000-4000-8000-%012x' "$5")"
+    rm -f "$out.part"
+    truncate -s "${size}M" "$out.part"
+    mkfs.ext4 -q -F -b 4096 -L "$label" -U "$u" -E "root_owner=0:0,hash_seed=$u" -d "$tree" "$out.part" >/dev/null
+    "$root/scripts/mkgpt" --sector-size 4096 "$out" "$out.part:$label"
+    rm -f "$out.part"
+}
+
 # gpt_img OUT SIZE_MIB TREE LABEL N: a GPT disk whose partition 1 (1 MiB in, SIZE_MIB long)
 # is an ext4 made from TREE, dd'd into place at its offset.
 gpt_img() {
