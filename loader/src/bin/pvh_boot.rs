@@ -386,17 +386,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             let mut mem = PhysAlloc(&mut a);
             boot::run_step(step, &mut files, root, &domain, &mut mem, &mut |m| say!("rxen: {m}"))
         };
-        if domain.options.debug {
-            for (what, bytes, us) in files.reads.drain(..) {
-                let rate = bytes.saturating_mul(1_000_000) / us.max(1) / (1 << 20);
-                say!(
-                    "rxen: read {what}: {} in {}.{:03} s ({rate} MiB/s)",
-                    boot::size_str(bytes),
-                    us / 1_000_000,
-                    us / 1000 % 1000
-                );
-            }
-        }
+        report_reads(&mut files.reads, domain.options.debug);
         let result = match outcome {
             Ok(StepOutcome::Root(v)) => {
                 say!("rxen: root is now ({})", volumes[v].name);
@@ -450,6 +440,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                             &mut |m| say!("rxen: {m}"),
                         )
                     };
+                    report_reads(&mut files.reads, domain.options.debug);
                     let r = match prepared {
                         Ok(p) => {
                             let disks = &mut *files.disks;
@@ -657,6 +648,22 @@ fn read_line() -> String {
                 say_raw(core::str::from_utf8(&[c]).unwrap_or(""));
             }
             _ => {}
+        }
+    }
+}
+
+/// With `rxen.debug`, print each file a step read from a disk: its size, the time and the
+/// rate. Always empties the list.
+fn report_reads(reads: &mut Vec<(String, u64, u64)>, debug: bool) {
+    for (what, bytes, us) in reads.drain(..) {
+        if debug {
+            let rate = bytes.saturating_mul(1_000_000) / us.max(1) / (1 << 20);
+            say!(
+                "rxen: read {what}: {} in {}.{:03} s ({rate} MiB/s)",
+                boot::size_str(bytes),
+                us / 1_000_000,
+                us / 1000 % 1000
+            );
         }
     }
 }
