@@ -9,6 +9,7 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::boot::{BootError, Files, Prepared, Root, prepare_kernel_step};
@@ -16,7 +17,8 @@ use crate::cmdline::DomainCmdline;
 use crate::config::configfs::{ConfigFs, SearchBy, Stat};
 use crate::config::discover::{self, Source};
 use crate::config::grub;
-use crate::config::menu::{self, Env, Menu, Selection, Via};
+use crate::config::grubenv;
+use crate::config::menu::{self, Env, EnvWrite, Menu, Selection, Via};
 use crate::config::policy::{ConfigStep, FilePath, KernelStep, SearchKey};
 use crate::fs::ext4::FileKind;
 use crate::volume::{self, Disk, GuestMemory, Volume};
@@ -74,6 +76,9 @@ pub fn map_device(dev: &str, disks: &[Disk], volumes: &[Volume]) -> Option<usize
     }
 }
 
+/// Variables to set (`Some`) or unset (`None`), in order.
+type EnvChanges = Vec<(String, Option<String>)>;
+
 impl<'x, 'a> VolumeFs<'x, 'a> {
     fn device(&self, dev: Option<&str>) -> Result<Root, String> {
         match dev.map(|d| d.trim_start_matches('(').trim_end_matches(')')) {
@@ -90,6 +95,57 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
             Root::Volume(v) => Ok(v),
             Root::Memdisk => Err("(memdisk): not a disk volume".into()),
         }
+    }
+
+    /// Carry out grubenv writes in place (GRUB's `save_env`): for each file, every
+    /// variable the writes set or unset, applied in order to the file's current block,
+    /// which keeps its size; the new bytes are written over the old ones where they are.
+    /// Returns one line per file for the console. Nothing is written to a file whose
+    /// block or filesystem does not allow it (the error says why).
+    pub fn write_grubenv(&mut self, writes: &[&EnvWrite]) -> Vec<Result<String, String>> {
+        // One update per file, in the order the writes came.
+        // (device, path, changes)
+        let mut files: Vec<(Option<String>, String, EnvChanges)> = Vec::new();
+        for w in writes {
+            match files.iter_mut().find(|(d, p, _)| *d == w.device && *p == w.path) {
+                Some((_, _, vars)) => vars.extend(w.vars.iter().cloned()),
+                None => files.push((w.device.clone(), w.path.clone(), w.vars.clone())),
+            }
+        }
+        files.into_iter().map(|(dev, path, vars)| self.update_env_file(dev.as_deref(), &path, &vars)).collect()
+    }
+
+    fn update_env_file(
+        &mut self,
+        dev: Option<&str>,
+        path: &str,
+        vars: &[(String, Option<String>)],
+    ) -> Result<String, String> {
+        let v = self.volume(dev).map_err(|e| format!("{path}: {e}: grubenv is written only on disk volumes"))?;
+        let vol = &self.volumes[v];
+        let name = format!("({}){path}", vol.name);
+        let mut fs = volume::open(self.disks, vol)?;
+        let ino = fs.lookup(path).map_err(|e| format!("{name}: {e}"))?;
+        if ino.size() > grubenv::MAX_BLOCK as u64 {
+            return Err(format!("{name}: {} bytes is not a grubenv block", ino.size()));
+        }
+        let mut old = vec![0u8; ino.size() as usize];
+        let n = fs.read_at(&ino, 0, &mut old).map_err(|e| format!("{name}: {e}"))?;
+        old.truncate(n);
+        let new = grubenv::update(&old, vars).map_err(|e| format!("{name}: not saved: {e}"))?;
+        let what = vars
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => format!("-{k}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        if new == old {
+            return Ok(format!("{name}: already {what}"));
+        }
+        fs.write_in_place(&ino, 0, &new).map_err(|e| format!("{name}: not saved: {e}"))?;
+        Ok(format!("{name}: saved {what}"))
     }
 
     fn memdisk(&self, dev: Option<&str>) -> Option<&'x Archive<'a>> {
@@ -192,6 +248,8 @@ pub struct ConfigChoice {
     pub selection: Option<Selection>,
     /// `max_timeout` of the step: the menu waits at most this long.
     pub max_timeout: u32,
+    /// `write_grubenv` of the step: carry out the configuration's grubenv writes.
+    pub write_grubenv: bool,
 }
 
 impl ConfigChoice {
@@ -301,7 +359,14 @@ pub fn load_config(
                     },
                     None => menu::select_default(&menu, &env),
                 };
-                return Ok(ConfigChoice { source: src, menu, env, selection, max_timeout: step.max_timeout });
+                return Ok(ConfigChoice {
+                    source: src,
+                    menu,
+                    env,
+                    selection,
+                    max_timeout: step.max_timeout,
+                    write_grubenv: step.write_grubenv,
+                });
             }
             Err(e) => errors.push(e.to_string()),
         }

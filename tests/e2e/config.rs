@@ -6,6 +6,7 @@
 //! keystrokes on the serial console.
 
 use rxen_e2e::*;
+use std::process::Command;
 
 fn boot(disk: &str, keys: Option<&[u8]>) -> Run {
     let mut q = Qemu::new("microvm", &loader());
@@ -156,4 +157,77 @@ fn rxen_menu_word_shows_a_timeout_zero_menu() {
     let run = run_with(sample_cmdline());
     assert_boots(&run, "one", "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 which=one");
     assert!(!run.serial.contains("rxen: booting the default in"), "{}", run.dump());
+}
+
+/// Boot-once, as GRUB does it: Ubuntu 24.04's grub.cfg after `grub-reboot` (grubenv
+/// `next_entry` names a submenu entry). With `write_grubenv = true` in the policy the first
+/// boot runs that entry and clears `next_entry` in place (the config's own `save_env`);
+/// the second boot of the same disk runs the saved default. The filesystem stays clean
+/// (`e2fsck -fn`), and the grubenv file keeps its 1024 bytes. Without `write_grubenv` (the
+/// plain loader's generic policy) the disk is not touched, even attached writable.
+#[test]
+fn grubenv_next_entry_boots_once() {
+    let dir = Scratch::new("boot-once");
+    let disk = dir.path("ubuntu2404.img");
+    std::fs::copy(config_disks().join("ubuntu2404.img"), &disk).unwrap();
+    std::fs::write(
+        dir.path("rxen.toml"),
+        "version = 1\n[[step]]\ntype = \"config\"\nname = \"guest-config\"\nwrite_grubenv = true\n",
+    )
+    .unwrap();
+    let img = dir.path("writer.img");
+    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("rxen.toml").to_str().unwrap()]);
+    let boot_with = |kernel: &std::path::Path| {
+        let mut q = Qemu::new("microvm", kernel);
+        q.append = Some(sample_cmdline());
+        q.timeout = std::time::Duration::from_secs(90);
+        // Writable: no snapshot.
+        q.extra_args.extend([
+            "-drive".to_string(),
+            format!("file={},format=raw,if=none,id=d0", disk.display()),
+            "-device".to_string(),
+            "virtio-blk-device,drive=d0".to_string(),
+        ]);
+        q.run()
+    };
+    let boot = || boot_with(&img);
+    let once = "BOOT_IMAGE=/boot/vmlinuz-6.8.0-40-generic root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet splash vt.handoff=7";
+    let pristine = std::fs::read(&disk).unwrap();
+    let run = boot_with(&loader());
+    assert_boots(&run, "Advanced options for Ubuntu>Ubuntu, with Linux 6.8.0-40-generic", once);
+    assert!(run.serial.contains("not saving next_entry to"), "{}", run.dump());
+    assert!(std::fs::read(&disk).unwrap() == pristine, "the read-only default wrote to the disk");
+    let run = boot();
+    assert_boots(&run, "Advanced options for Ubuntu>Ubuntu, with Linux 6.8.0-40-generic", once);
+    assert!(run.serial.contains("rxen: grubenv: (vda,gpt2)/boot/grub/grubenv: saved next_entry="), "{}", run.dump());
+    let run = boot();
+    assert!(
+        run.serial.contains("rxen: entry \"Ubuntu\""),
+        "the second boot must take the saved default:\n{}",
+        run.dump()
+    );
+    assert!(run.serial.contains(MARKER), "{}", run.dump());
+    // The partition's filesystem is consistent and grubenv kept its size.
+    let part = dir.path("p2.img");
+    let sbin = |tool: &str| {
+        let mut c = Command::new(tool);
+        c.env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()));
+        c
+    };
+    let table = String::from_utf8(sbin("sfdisk").arg("-d").arg(&disk).output().unwrap().stdout).unwrap();
+    let line = table.lines().find(|l| l.contains("ubuntu2404.img2")).expect("partition 2");
+    let field = |k: &str| -> u64 {
+        let v = line.split(k).nth(1).unwrap().trim_start_matches([' ', '=']);
+        v.split(',').next().unwrap().trim().parse().unwrap()
+    };
+    let (start, size) = (field("start"), field("size"));
+    let bytes = std::fs::read(&disk).unwrap();
+    std::fs::write(&part, &bytes[(start * 512) as usize..((start + size) * 512) as usize]).unwrap();
+    let fsck = sbin("e2fsck").args(["-fn"]).arg(&part).output().unwrap();
+    assert!(fsck.status.success(), "e2fsck: {}", String::from_utf8_lossy(&fsck.stdout));
+    let cat = sbin("debugfs").args(["-R", "cat /boot/grub/grubenv"]).arg(&part).output().unwrap();
+    let env = String::from_utf8_lossy(&cat.stdout).into_owned();
+    assert_eq!(env.len(), 1024, "{env}");
+    assert!(env.contains("\nnext_entry=\n"), "{env}");
+    assert!(env.contains("\nsaved_entry=gnulinux-simple-4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d\n"), "{env}");
 }

@@ -288,6 +288,8 @@ pub const SRING_HEADER: usize = 64;
 
 /// `BLKIF_OP_READ`.
 pub const BLKIF_OP_READ: u8 = 0;
+/// `BLKIF_OP_WRITE`.
+pub const BLKIF_OP_WRITE: u8 = 1;
 /// `BLKIF_OP_INDIRECT`.
 pub const BLKIF_OP_INDIRECT: u8 = 6;
 /// `BLKIF_MAX_SEGMENTS_PER_REQUEST`.

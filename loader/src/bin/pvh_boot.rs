@@ -418,14 +418,18 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 for (idx, edited) in order {
                     let title = choice.menu.entries[idx].display_title();
                     say!("rxen: entry {title:?}");
-                    for w in choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes) {
-                        let vars: Vec<&str> = w.vars.iter().map(|(k, _)| k.as_str()).collect();
-                        say!(
-                            "rxen: {}: not saving {} to {}: rxen does not write guest disks",
-                            w.at,
-                            vars.join(" "),
-                            w.file
-                        );
+                    let writes: Vec<&rxen_loader::config::menu::EnvWrite> =
+                        choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes).collect();
+                    if !choice.write_grubenv {
+                        for w in &writes {
+                            let vars: Vec<&str> = w.vars.iter().map(|(k, _)| k.as_str()).collect();
+                            say!(
+                                "rxen: {}: not saving {} to {}: the policy does not allow grubenv writes (write_grubenv)",
+                                w.at,
+                                vars.join(" "),
+                                w.file
+                            );
+                        }
                     }
                     let mut a2 = alloc.clone();
                     let prepared = {
@@ -443,6 +447,22 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                     report_reads(&mut files.reads, domain.options.debug);
                     let r = match prepared {
                         Ok(p) => {
+                            // The entry loaded: now its grubenv writes (a boot-once's
+                            // next_entry is cleared only by a boot that happens).
+                            if choice.write_grubenv && !writes.is_empty() {
+                                let mut fs = rxen_loader::bootcfg::VolumeFs {
+                                    disks: &mut *files.disks,
+                                    volumes: files.volumes,
+                                    memdisk: files.memdisk.as_ref(),
+                                    current: choice.source.clone(),
+                                };
+                                for r in fs.write_grubenv(&writes) {
+                                    match r {
+                                        Ok(m) => say!("rxen: grubenv: {m}"),
+                                        Err(e) => say!("rxen: grubenv: {e}"),
+                                    }
+                                }
+                            }
                             let disks = &mut *files.disks;
                             let mut release = || release_disks(disks);
                             launch(p, &mut a2, &handoff_map, bi.rsdp_paddr, &mut release)

@@ -161,6 +161,14 @@ impl<D: BlockDevice> BlockDevice for CachedDevice<D> {
     fn release(&mut self) -> Result<(), alloc::string::String> {
         self.dev.release()
     }
+    /// Write through; the cached chunks the write touches are dropped (the next read
+    /// loads them from the device again).
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        let blocks = check_request(self.dev.block_size(), self.dev.num_blocks(), lba, buf.len())?;
+        let cb = self.chunk_blocks;
+        self.chunks.retain(|c| c.lba + cb <= lba || c.lba >= lba + blocks);
+        self.dev.write_blocks(lba, buf)
+    }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         let blocks = check_request(self.dev.block_size(), self.dev.num_blocks(), lba, buf.len())?;
         if blocks == 0 {

@@ -23,6 +23,8 @@ pub enum BlockError {
     Timeout,
     /// The device is in a state the driver cannot use.
     Broken(&'static str),
+    /// A write to a device that is read-only (or a driver without writes).
+    ReadOnly,
 }
 
 impl fmt::Display for BlockError {
@@ -37,6 +39,7 @@ impl fmt::Display for BlockError {
             BlockError::Device { status } => write!(f, "the device reported I/O error (status {status})"),
             BlockError::Timeout => f.write_str("the device did not answer in time"),
             BlockError::Broken(why) => write!(f, "the device is unusable: {why}"),
+            BlockError::ReadOnly => f.write_str("the device is read-only"),
         }
     }
 }
@@ -51,6 +54,14 @@ pub trait BlockDevice {
     fn num_blocks(&self) -> u64;
     /// Fill `buf` (a whole number of blocks) from block `lba` on.
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError>;
+
+    /// Write `buf` (a whole number of blocks) from block `lba` on. Only the grubenv update
+    /// writes, and only when the policy allows it; devices without writes say
+    /// [`BlockError::ReadOnly`].
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        let _ = (lba, buf);
+        Err(BlockError::ReadOnly)
+    }
 
     /// Size in bytes.
     fn size_bytes(&self) -> u64 {
@@ -75,6 +86,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         (**self).read_blocks(lba, buf)
     }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        (**self).write_blocks(lba, buf)
+    }
     fn release(&mut self) -> Result<(), alloc::string::String> {
         (**self).release()
     }
@@ -89,6 +103,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         (**self).read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        (**self).write_blocks(lba, buf)
     }
     fn release(&mut self) -> Result<(), alloc::string::String> {
         (**self).release()
@@ -106,6 +123,42 @@ pub fn check_request(block_size: u32, num_blocks: u64, lba: u64, len: usize) -> 
         return Err(BlockError::OutOfRange { lba, blocks, device_blocks: num_blocks });
     }
     Ok(blocks)
+}
+
+/// A writable disk image in memory (host tests of the grubenv update).
+#[derive(Debug)]
+pub struct VecDisk {
+    pub data: alloc::vec::Vec<u8>,
+    block_size: u32,
+    /// Block writes done so far.
+    pub writes: usize,
+}
+
+impl VecDisk {
+    /// `data` as a disk of `block_size`-byte blocks; a partial last block is ignored.
+    pub fn new(data: alloc::vec::Vec<u8>, block_size: u32) -> VecDisk {
+        assert!(block_size.is_power_of_two() && (512..=4096).contains(&block_size));
+        VecDisk { data, block_size, writes: 0 }
+    }
+}
+
+impl BlockDevice for VecDisk {
+    fn block_size(&self) -> u32 {
+        self.block_size
+    }
+    fn num_blocks(&self) -> u64 {
+        self.data.len() as u64 / u64::from(self.block_size)
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        SliceDisk::new(&self.data, self.block_size).read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        check_request(self.block_size, self.num_blocks(), lba, buf.len())?;
+        let start = lba as usize * self.block_size as usize;
+        self.data[start..start + buf.len()].copy_from_slice(buf);
+        self.writes += 1;
+        Ok(())
+    }
 }
 
 /// A disk image in memory: the host fake for tests and fuzzers.
@@ -172,6 +225,27 @@ pub fn read_bytes<D: BlockDevice + ?Sized>(dev: &mut D, offset: u64, buf: &mut [
         }
     }
     Ok(())
+}
+
+/// Write `data` at byte `offset`: the device blocks it covers are read, patched and
+/// written back in one request (a few KiB at most here: the grubenv update).
+pub fn write_bytes<D: BlockDevice + ?Sized>(dev: &mut D, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let bs = u64::from(dev.block_size());
+    let first = offset / bs;
+    let end = offset.checked_add(data.len() as u64).ok_or(BlockError::OutOfRange {
+        lba: first,
+        blocks: 0,
+        device_blocks: dev.num_blocks(),
+    })?;
+    let blocks = end.div_ceil(bs) - first;
+    let mut buf = vec![0u8; (blocks * bs) as usize];
+    dev.read_blocks(first, &mut buf)?;
+    let within = (offset - first * bs) as usize;
+    buf[within..within + data.len()].copy_from_slice(data);
+    dev.write_blocks(first, &buf)
 }
 
 #[cfg(test)]

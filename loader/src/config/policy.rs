@@ -85,6 +85,11 @@ pub struct ConfigStep {
     /// `max_timeout`: the longest a menu waits, in seconds, whatever the configuration
     /// says (GRUB's `timeout=-1` waits forever; a fleet must not). Default 10.
     pub max_timeout: u32,
+    /// `write_grubenv = true`: carry out the grubenv writes the configuration asks for
+    /// (`save_env`, `savedefault`, clearing `next_entry` after a boot-once) in place, as
+    /// GRUB does, just before the chosen entry boots. Default false: the guest's disks
+    /// are only read, and the loader says what it did not save.
+    pub write_grubenv: bool,
 }
 
 /// Default [`ConfigStep::max_timeout`].
@@ -201,7 +206,7 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
 const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure"];
 const KERNEL_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline"];
 const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
-const CONFIG_KEYS: &[&str] = &["type", "name", "files", "entry", "max_timeout"];
+const CONFIG_KEYS: &[&str] = &["type", "name", "files", "entry", "max_timeout", "write_grubenv"];
 
 /// Parse and check a policy.
 pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
@@ -401,7 +406,14 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                 None => DEFAULT_MAX_MENU_TIMEOUT,
                 Some(v) => integer(v, "max_timeout", 0, MAX_TIMEOUT)? as u32,
             };
-            StepKind::Config(ConfigStep { files, entry, max_timeout })
+            let write_grubenv = match t.get("write_grubenv") {
+                None => false,
+                Some(Spanned { value: Value::Boolean(b), .. }) => *b,
+                Some(v) => {
+                    return Err(v.err(alloc::format!("`write_grubenv` must be a boolean, not {}", v.value.type_name())));
+                }
+            };
+            StepKind::Config(ConfigStep { files, entry, max_timeout, write_grubenv })
         }
         other => {
             return Err(ty.err(alloc::format!(
@@ -438,19 +450,25 @@ mod tests {
     #[test]
     fn config_steps() {
         let p = parse_policy(
-            "version = 1\n[[step]]\ntype = \"config\"\n[[step]]\ntype = \"config\"\nfiles = [\"/boot/grub2/grub.cfg\", \"bls\"]\nentry = \"1>2\"\nmax_timeout = 3\n",
+            "version = 1\n[[step]]\ntype = \"config\"\n[[step]]\ntype = \"config\"\nfiles = [\"/boot/grub2/grub.cfg\", \"bls\"]\nentry = \"1>2\"\nmax_timeout = 3\nwrite_grubenv = true\n",
         )
         .unwrap();
         assert_eq!(
             p.steps[0].kind,
-            StepKind::Config(ConfigStep { files: Vec::new(), entry: None, max_timeout: DEFAULT_MAX_MENU_TIMEOUT })
+            StepKind::Config(ConfigStep {
+                files: Vec::new(),
+                entry: None,
+                max_timeout: DEFAULT_MAX_MENU_TIMEOUT,
+                write_grubenv: false
+            })
         );
         assert_eq!(
             p.steps[1].kind,
             StepKind::Config(ConfigStep {
                 files: alloc::vec!["/boot/grub2/grub.cfg".into(), "bls".into()],
                 entry: Some("1>2".into()),
-                max_timeout: 3
+                max_timeout: 3,
+                write_grubenv: true
             })
         );
         let e = |t: &str| parse_policy(t).unwrap_err().to_string();

@@ -270,6 +270,15 @@ impl<D: BlockDevice> BlockDevice for PartitionDevice<D> {
         })?;
         self.dev.read_blocks(disk_lba, buf)
     }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        let blocks = check_request(self.dev.block_size(), self.num_blocks, lba, buf.len())?;
+        let disk_lba = self.start_lba.checked_add(lba).ok_or(BlockError::OutOfRange {
+            lba,
+            blocks,
+            device_blocks: self.num_blocks,
+        })?;
+        self.dev.write_blocks(disk_lba, buf)
+    }
 }
 
 /// Table builders shared by the MBR and GPT tests.

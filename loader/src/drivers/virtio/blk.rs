@@ -30,6 +30,7 @@ const CFG_BLK_SIZE: u16 = 20;
 
 /// Request type and status values (§5.2.6).
 const VIRTIO_BLK_T_IN: u32 = 0;
+const VIRTIO_BLK_T_OUT: u32 = 1;
 const VIRTIO_BLK_S_OK: u8 = 0;
 
 /// The largest request we send, whatever the device allows.
@@ -205,10 +206,12 @@ impl<T: Transport> VirtioBlk<T> {
         self.broken = Some(why);
     }
 
-    /// Put one request for `len` bytes at `addr` (sector `sector`) on the queue.
-    fn submit(&mut self, sector: u64, addr: u64, len: usize) {
+    /// Put one request for `len` bytes at `addr` (sector `sector`) on the queue: a read
+    /// into it, or with `write` a write from it.
+    fn submit(&mut self, sector: u64, addr: u64, len: usize, write: bool) {
         let slot = self.free_slots.pop().expect("caller checked for a free slot");
-        let hdr = RequestHeader { kind: VIRTIO_BLK_T_IN, reserved: 0, sector };
+        let kind = if write { VIRTIO_BLK_T_OUT } else { VIRTIO_BLK_T_IN };
+        let hdr = RequestHeader { kind, reserved: 0, sector };
         // SAFETY: the slot is ours (taken from the free list), inside the DMA region,
         // aligned; the device does not read it before the chain is published below.
         unsafe {
@@ -222,7 +225,7 @@ impl<T: Transport> VirtioBlk<T> {
         let mut done = 0;
         while done < len {
             let seg = (len - done).min(self.segment_max);
-            bufs[n] = Buffer { addr: addr + done as u64, len: seg as u32, device_writes: true };
+            bufs[n] = Buffer { addr: addr + done as u64, len: seg as u32, device_writes: !write };
             n += 1;
             done += seg;
         }
@@ -242,22 +245,36 @@ impl<T: Transport> BlockDevice for VirtioBlk<T> {
     }
 
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.transfer(lba, buf.as_mut_ptr() as u64, buf.len(), false)
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        if self.read_only() {
+            return Err(BlockError::ReadOnly);
+        }
+        self.transfer(lba, buf.as_ptr() as u64, buf.len(), true)
+    }
+}
+
+impl<T: Transport> VirtioBlk<T> {
+    /// Move `len` bytes between the device from block `lba` on and memory at `addr` (the
+    /// caller's buffer, whole blocks), many requests in flight.
+    fn transfer(&mut self, lba: u64, addr: u64, len: usize, write: bool) -> Result<(), BlockError> {
         if let Some(why) = self.broken {
             return Err(BlockError::Broken(why));
         }
-        check_request(self.block_size, self.num_blocks(), lba, buf.len())?;
-        if buf.is_empty() {
+        check_request(self.block_size, self.num_blocks(), lba, len)?;
+        if len == 0 {
             return Ok(());
         }
         // The buffer is the DMA target: identity mapped only below 4 GiB (host unit tests
         // use host addresses with a fake device).
-        let addr = buf.as_mut_ptr() as u64;
         let dma_limit: u64 = if cfg!(test) { u64::MAX } else { 1 << 32 };
-        if addr.checked_add(buf.len() as u64).is_none_or(|end| end > dma_limit) {
+        if addr.checked_add(len as u64).is_none_or(|end| end > dma_limit) {
             return Err(BlockError::Broken("buffer above 4 GiB"));
         }
         let sector0 = lba * u64::from(self.block_size / 512);
-        let total = buf.len();
+        let total = len;
         let per_request = self.max_request();
         let mut submitted = 0usize;
         let mut error = None;
@@ -270,7 +287,7 @@ impl<T: Transport> BlockDevice for VirtioBlk<T> {
                 && usize::from(self.queue.num_free()) >= self.segments + 2
             {
                 let len = (total - submitted).min(per_request);
-                self.submit(sector0 + (submitted / 512) as u64, addr + submitted as u64, len);
+                self.submit(sector0 + (submitted / 512) as u64, addr + submitted as u64, len, write);
                 submitted += len;
                 added = true;
             }
@@ -394,16 +411,25 @@ mod tests {
             for (head, chain) in chains.into_iter().rev() {
                 // SAFETY: the header descriptor points at the driver's live DMA slot.
                 let hdr = unsafe { (chain[0].addr as *const RequestHeader).read_volatile() };
-                assert_eq!((hdr.kind, chain[0].len), (VIRTIO_BLK_T_IN, 16));
+                assert!(matches!(hdr.kind, VIRTIO_BLK_T_IN | VIRTIO_BLK_T_OUT) && chain[0].len == 16);
+                let write = hdr.kind == VIRTIO_BLK_T_OUT;
                 let data = &chain[1..chain.len() - 1];
                 assert!(data.len() <= self.seg_max as usize);
                 let mut off = hdr.sector as usize * 512;
                 let mut total = 0;
                 for d in data {
-                    assert!(d.len <= self.size_max && d.flags & 2 != 0);
-                    // SAFETY: the data descriptor points into the caller's live buffer.
-                    let dst = unsafe { core::slice::from_raw_parts_mut(d.addr as *mut u8, d.len as usize) };
-                    dst.copy_from_slice(&self.disk[off..off + d.len as usize]);
+                    // A read's buffers are device-writable (flag 2), a write's are not.
+                    assert!(d.len <= self.size_max && (d.flags & 2 != 0) != write);
+                    let range = off..off + d.len as usize;
+                    if write {
+                        // SAFETY: the data descriptor points into the caller's live buffer.
+                        let src = unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) };
+                        self.disk[range].copy_from_slice(src);
+                    } else {
+                        // SAFETY: the data descriptor points into the caller's live buffer.
+                        let dst = unsafe { core::slice::from_raw_parts_mut(d.addr as *mut u8, d.len as usize) };
+                        dst.copy_from_slice(&self.disk[range]);
+                    }
                     off += d.len as usize;
                     total += d.len as usize;
                 }
@@ -432,6 +458,26 @@ mod tests {
                 _ => 0,
             }
         }
+    }
+
+    #[test]
+    fn writes_reach_the_disk_and_read_only_devices_refuse() {
+        let mut f = fake(64 * 1024);
+        let data: Vec<u8> = (0..3 * 512).map(|i| (i * 7 % 256) as u8).collect();
+        {
+            let mut blk = VirtioBlk::new(&mut f).unwrap();
+            blk.write_blocks(5, &data).unwrap();
+            let mut back = vec![0u8; data.len()];
+            blk.read_blocks(5, &mut back).unwrap();
+            assert_eq!(back, data);
+        }
+        assert_eq!(&f.disk[5 * 512..8 * 512], &data[..]);
+        f.features |= VIRTIO_BLK_F_RO;
+        let before = f.disk.clone();
+        let mut blk = VirtioBlk::new(&mut f).unwrap();
+        assert_eq!(blk.write_blocks(5, &[0u8; 512]), Err(BlockError::ReadOnly));
+        drop(blk);
+        assert_eq!(f.disk, before);
     }
 
     fn fake(len: usize) -> FakeBlk {

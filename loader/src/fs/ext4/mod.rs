@@ -31,7 +31,7 @@ use core::fmt;
 
 pub use inode::Inode;
 
-use crate::block::{BlockDevice, BlockError, read_bytes};
+use crate::block::{BlockDevice, BlockError, read_bytes, write_bytes};
 use superblock::{
     COMPAT_HAS_JOURNAL, INCOMPAT_FILETYPE, INCOMPAT_RECOVER, MAGIC_OFFSET, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
     Superblock,
@@ -75,6 +75,8 @@ pub enum Ext4Error {
     Checksum { what: &'static str, ino: u32, block: u64 },
     /// The device failed.
     Io(BlockError),
+    /// A file's bytes cannot be rewritten where they are (see [`Ext4::write_in_place`]).
+    NotInPlace { why: &'static str },
 }
 
 fn where_(f: &mut fmt::Formatter<'_>, ino: u32, block: u64) -> fmt::Result {
@@ -107,6 +109,7 @@ impl fmt::Display for Ext4Error {
                 where_(f, ino, block)
             }
             Ext4Error::Io(e) => write!(f, "ext4: {e}"),
+            Ext4Error::NotInPlace { why } => write!(f, "ext4: cannot rewrite the file in place: {why}"),
         }
     }
 }
@@ -442,6 +445,57 @@ impl<D: BlockDevice> Ext4<D> {
             }
         }
         Ok(n)
+    }
+
+    /// Overwrite bytes `offset..offset + data.len()` of regular file `inode` where they are
+    /// stored, as GRUB's `save_env` does: no allocation, no metadata change, the size
+    /// stays. Refused (nothing written) unless those bytes are inside the file, in
+    /// allocated and initialised blocks, not inline in the inode and not encrypted, and
+    /// the journal holds nothing to replay (Linux would replay it over the new bytes).
+    /// The bytes are read back and compared after the write.
+    pub fn write_in_place(&mut self, inode: &Inode, offset: u64, data: &[u8]) -> Result<(), Ext4Error> {
+        let refuse = |why| Err(Ext4Error::NotInPlace { why });
+        if inode.kind() != FileKind::File {
+            return refuse("not a regular file");
+        }
+        self.check_readable(inode)?;
+        if inode.has_flag(inode::FLAG_INLINE_DATA) {
+            return refuse("its data is inline in the inode");
+        }
+        if self.sb.has_incompat(INCOMPAT_RECOVER) {
+            return refuse("the journal needs recovery");
+        }
+        let end = offset.checked_add(data.len() as u64).filter(|&e| e <= inode.size);
+        let Some(end) = end else { return refuse("the range is past the end of the file") };
+        let bs = u64::from(self.sb.block_size);
+        let mut pos = offset;
+        while pos < end {
+            let lblk = pos / bs;
+            let within = pos % bs;
+            let n = (bs - within).min(end - pos) as usize;
+            let phys = match self.map(inode, lblk)? {
+                Run::Data { phys, .. } => phys,
+                Run::Hole(_) => return refuse("a hole or an uninitialised extent"),
+            };
+            if phys >= self.sb.blocks_count {
+                return Err(Ext4Error::Corrupt {
+                    what: "data block outside the filesystem",
+                    ino: inode.ino,
+                    block: phys,
+                });
+            }
+            let chunk = &data[(pos - offset) as usize..(pos - offset) as usize + n];
+            write_bytes(&mut self.dev, phys * bs + within, chunk)?;
+            let mut back = vec![0u8; n];
+            read_bytes(&mut self.dev, phys * bs + within, &mut back)?;
+            if back != chunk {
+                return Err(Ext4Error::Io(BlockError::Broken("the bytes read back differ from those written")));
+            }
+            pos += n as u64;
+        }
+        // Metadata cache entries cannot hold file data, but drop them anyway: cheap, sure.
+        self.cache.clear();
+        Ok(())
     }
 
     // ---- directories -----------------------------------------------------------------

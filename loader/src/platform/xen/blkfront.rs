@@ -334,14 +334,16 @@ impl BlkFront {
         self.ring.ptr.wrapping_add(SRING_HEADER + i * BLKIF_SLOT)
     }
 
-    /// Queue one read of `segs` (page address, first byte, length) at 512-byte sector
-    /// `sector` in in-flight slot `slot`. Returns false (nothing queued, nothing leaked)
-    /// when the grant table is full.
-    fn queue(&mut self, slot: usize, sector: u64, segs: &[(u64, usize, usize)]) -> bool {
+    /// Queue one read (`op` = BLKIF_OP_READ) or write (BLKIF_OP_WRITE) of `segs` (page
+    /// address, first byte, length) at 512-byte sector `sector` in in-flight slot `slot`.
+    /// Returns false (nothing queued, nothing leaked) when the grant table is full.
+    fn queue(&mut self, op: u8, slot: usize, sector: u64, segs: &[(u64, usize, usize)]) -> bool {
         let mut grants = Vec::with_capacity(segs.len() + 1);
         let mut descs = Vec::with_capacity(segs.len());
+        // A write's pages are only read by the backend: grant them read-only.
+        let backend_reads = op == BLKIF_OP_WRITE;
         for &(page, off, len) in segs {
-            let Some(g) = gnttab::grant(self.backend_id, page >> 12, false) else {
+            let Some(g) = gnttab::grant(self.backend_id, page >> 12, backend_reads) else {
                 for g in grants {
                     gnttab::end_access(g);
                 }
@@ -373,7 +375,7 @@ impl BlkFront {
             }
             let mut r = BlkifRequestIndirect {
                 operation: BLKIF_OP_INDIRECT,
-                indirect_op: BLKIF_OP_READ,
+                indirect_op: op,
                 nr_segments: descs.len() as u16,
                 id: slot as u64,
                 sector_number: sector,
@@ -386,7 +388,7 @@ impl BlkFront {
             unsafe { core::ptr::write_volatile(dst.cast::<BlkifRequestIndirect>(), r) };
         } else {
             let mut r = BlkifRequest {
-                operation: BLKIF_OP_READ,
+                operation: op,
                 nr_segments: descs.len() as u8,
                 handle: self.devid as u16,
                 id: slot as u64,
@@ -442,9 +444,10 @@ impl BlkFront {
         }
     }
 
-    /// Read `len` bytes at 512-byte sector `sector` into `addr` (sector-size aligned,
-    /// identity-mapped memory), many requests in flight.
-    fn read_direct(&mut self, sector: u64, addr: u64, len: usize) -> Result<(), BlockError> {
+    /// Read (`op` = BLKIF_OP_READ) `len` bytes at 512-byte sector `sector` into `addr`, or
+    /// write them from there (BLKIF_OP_WRITE); `addr` is sector-size aligned,
+    /// identity-mapped memory. Many requests in flight.
+    fn transfer_direct(&mut self, op: u8, sector: u64, addr: u64, len: usize) -> Result<(), BlockError> {
         let mut pos = 0usize; // bytes queued so far
         let mut outstanding = 0usize;
         let mut error: Option<BlockError> = None;
@@ -467,7 +470,7 @@ impl BlkFront {
                     segs.push((a - off as u64, off, n));
                     p += n;
                 }
-                if !self.queue(slot, sector + (pos / 512) as u64, &segs) {
+                if !self.queue(op, slot, sector + (pos / 512) as u64, &segs) {
                     if outstanding == 0 {
                         error = Some(BlockError::Broken("the grant table is full"));
                     }
@@ -533,17 +536,44 @@ impl BlockDevice for BlkFront {
         let addr = buf.as_mut_ptr() as u64;
         if addr.is_multiple_of(bs as u64) {
             // Identity mapped: the buffer's address is its guest-physical address.
-            return self.read_direct(sector, addr, buf.len());
+            return self.transfer_direct(BLKIF_OP_READ, sector, addr, buf.len());
         }
         let mut done = 0;
         while done < buf.len() {
             let n = (buf.len() - done).min(BOUNCE);
             let bounce = self.bounce.addr();
-            self.read_direct(sector + (done / 512) as u64, bounce, n)?;
+            self.transfer_direct(BLKIF_OP_READ, sector + (done / 512) as u64, bounce, n)?;
             // SAFETY: the bounce buffer is ours, BOUNCE bytes, filled by the backend, and no
-            // request that targets it is outstanding (read_direct drained them).
+            // request that targets it is outstanding (transfer_direct drained them).
             let src = unsafe { core::slice::from_raw_parts(self.bounce.ptr, n) };
             buf[done..done + n].copy_from_slice(src);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        check_request(self.sector_size, self.sectors, lba, buf.len())?;
+        if self.released {
+            return Err(BlockError::Broken("the disk was handed back to Xen"));
+        }
+        if self.info & (VDISK_READONLY | VDISK_CDROM) != 0 {
+            return Err(BlockError::ReadOnly);
+        }
+        let bs = self.sector_size as usize;
+        let sector = lba * (bs / 512) as u64;
+        let addr = buf.as_ptr() as u64;
+        if addr.is_multiple_of(bs as u64) {
+            return self.transfer_direct(BLKIF_OP_WRITE, sector, addr, buf.len());
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(BOUNCE);
+            // SAFETY: the bounce buffer is ours, BOUNCE bytes, and no request that uses it
+            // is outstanding (transfer_direct drains its requests before returning).
+            let dst = unsafe { core::slice::from_raw_parts_mut(self.bounce.ptr, n) };
+            dst.copy_from_slice(&buf[done..done + n]);
+            self.transfer_direct(BLKIF_OP_WRITE, sector + (done / 512) as u64, self.bounce.addr(), n)?;
             done += n;
         }
         Ok(())
