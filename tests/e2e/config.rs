@@ -206,6 +206,8 @@ fn grubenv_next_entry_boots_once() {
         "the second boot must take the saved default:\n{}",
         run.dump()
     );
+    // Ubuntu's entries run `recordfail`, which GRUB saves when grubenv is writable.
+    assert!(run.serial.contains("rxen: grubenv: (vda,gpt2)/boot/grub/grubenv: saved recordfail=1"), "{}", run.dump());
     assert!(run.serial.contains(MARKER), "{}", run.dump());
     // The partition's filesystem is consistent and grubenv kept its size.
     let part = dir.path("p2.img");
@@ -229,5 +231,6 @@ fn grubenv_next_entry_boots_once() {
     let env = String::from_utf8_lossy(&cat.stdout).into_owned();
     assert_eq!(env.len(), 1024, "{env}");
     assert!(env.contains("\nnext_entry=\n"), "{env}");
+    assert!(env.contains("\nrecordfail=1\n"), "{env}");
     assert!(env.contains("\nsaved_entry=gnulinux-simple-4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d\n"), "{env}");
 }
