@@ -312,6 +312,7 @@ fn step_summary(policy: &Policy) -> Vec<String> {
                 if let Some(e) = &c.entry {
                     let _ = write!(s, ", entry {e:?}");
                 }
+                s += if c.write_grubenv { ", writes grubenv" } else { ", grubenv read-only" };
                 s
             }
         };

@@ -232,6 +232,24 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
                         };
                         let title = choice.menu.entries[idx].display_title();
                         ex.steps.push((label.clone(), format!("{}: boots entry {title:?}", choice.menu.file)));
+                        for w in choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes) {
+                            let vars: Vec<String> = w
+                                .vars
+                                .iter()
+                                .map(|(k, v)| v.as_ref().map_or_else(|| format!("-{k}"), |v| format!("{k}={v}")))
+                                .collect();
+                            ex.messages.push(format!(
+                                "{}: the config saves {} to {}: {}",
+                                w.at,
+                                vars.join(" "),
+                                w.file,
+                                if choice.write_grubenv {
+                                    "the loader would write it (write_grubenv)"
+                                } else {
+                                    "not written (the policy does not set write_grubenv)"
+                                }
+                            ));
+                        }
                         ex.boot = Some(BootChoice {
                             step: label,
                             entry: Some(title),

@@ -192,6 +192,10 @@ fn grubenv_next_entry_boots_once() {
     };
     let boot = || boot_with(&img);
     let once = "BOOT_IMAGE=/boot/vmlinuz-6.8.0-40-generic root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet splash vt.handoff=7";
+    // explain (on dom0) says what the boot would save, and that this policy does not.
+    let ex = Command::new(mkimage()).args(["explain", "--disk"]).arg(&disk).output().unwrap();
+    let ex = String::from_utf8_lossy(&ex.stdout).into_owned();
+    assert!(ex.contains("the config saves next_entry= to (xvda,gpt2)/boot/grub/grubenv: not written"), "{ex}");
     let pristine = std::fs::read(&disk).unwrap();
     let run = boot_with(&loader());
     assert_boots(&run, "Advanced options for Ubuntu>Ubuntu, with Linux 6.8.0-40-generic", once);
