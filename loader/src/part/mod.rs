@@ -261,23 +261,21 @@ impl<D: BlockDevice> BlockDevice for PartitionDevice<D> {
         self.num_blocks
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        let blocks = check_request(self.dev.block_size(), self.num_blocks, lba, buf.len())?;
-        // `new` clipped the view to the device, so this cannot overflow; stay checked anyway.
-        let disk_lba = self.start_lba.checked_add(lba).ok_or(BlockError::OutOfRange {
-            lba,
-            blocks,
-            device_blocks: self.num_blocks,
-        })?;
+        let disk_lba = self.disk_lba(lba, buf.len())?;
         self.dev.read_blocks(disk_lba, buf)
     }
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        let blocks = check_request(self.dev.block_size(), self.num_blocks, lba, buf.len())?;
-        let disk_lba = self.start_lba.checked_add(lba).ok_or(BlockError::OutOfRange {
-            lba,
-            blocks,
-            device_blocks: self.num_blocks,
-        })?;
+        let disk_lba = self.disk_lba(lba, buf.len())?;
         self.dev.write_blocks(disk_lba, buf)
+    }
+}
+
+impl<D: BlockDevice> PartitionDevice<D> {
+    /// The disk block of view block `lba`, for a request of `len` bytes inside the view.
+    fn disk_lba(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
+        let blocks = check_request(self.dev.block_size(), self.num_blocks, lba, len)?;
+        // `new` clipped the view to the device, so this cannot overflow; stay checked anyway.
+        self.start_lba.checked_add(lba).ok_or(BlockError::OutOfRange { lba, blocks, device_blocks: self.num_blocks })
     }
 }
 

@@ -509,6 +509,16 @@ impl BlkFront {
         error.map_or(Ok(()), Err)
     }
 
+    /// The 512-byte sector of block `lba`, for a request of `len` bytes on a disk that is
+    /// still ours.
+    fn start_sector(&self, lba: u64, len: usize) -> Result<u64, BlockError> {
+        check_request(self.sector_size, self.sectors, lba, len)?;
+        if self.released {
+            return Err(BlockError::Broken("the disk was handed back to Xen"));
+        }
+        Ok(lba * u64::from(self.sector_size / 512))
+    }
+
     /// Undo what `connect` did, as far as it got.
     fn teardown(&mut self) {
         if self.port != 0 {
@@ -527,12 +537,8 @@ impl BlockDevice for BlkFront {
         self.sectors
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        check_request(self.sector_size, self.sectors, lba, buf.len())?;
-        if self.released {
-            return Err(BlockError::Broken("the disk was handed back to Xen"));
-        }
+        let sector = self.start_sector(lba, buf.len())?;
         let bs = self.sector_size as usize;
-        let sector = lba * (bs / 512) as u64;
         let addr = buf.as_mut_ptr() as u64;
         if addr.is_multiple_of(bs as u64) {
             // Identity mapped: the buffer's address is its guest-physical address.
@@ -553,15 +559,11 @@ impl BlockDevice for BlkFront {
     }
 
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        check_request(self.sector_size, self.sectors, lba, buf.len())?;
-        if self.released {
-            return Err(BlockError::Broken("the disk was handed back to Xen"));
-        }
+        let sector = self.start_sector(lba, buf.len())?;
         if self.info & (VDISK_READONLY | VDISK_CDROM) != 0 {
             return Err(BlockError::ReadOnly);
         }
         let bs = self.sector_size as usize;
-        let sector = lba * (bs / 512) as u64;
         let addr = buf.as_ptr() as u64;
         if addr.is_multiple_of(bs as u64) {
             return self.transfer_direct(BLKIF_OP_WRITE, sector, addr, buf.len());
