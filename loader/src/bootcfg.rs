@@ -133,14 +133,7 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
         let n = fs.read_at(&ino, 0, &mut old).map_err(|e| format!("{name}: {e}"))?;
         old.truncate(n);
         let new = grubenv::update(&old, vars).map_err(|e| format!("{name}: not saved: {e}"))?;
-        let what = vars
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!("{k}={v}"),
-                None => format!("-{k}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let what = grubenv::describe_changes(vars);
         if new == old {
             return Ok(format!("{name}: already {what}"));
         }

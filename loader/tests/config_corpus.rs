@@ -78,10 +78,7 @@ fn expected(dir: &Path) -> Vec<(String, String)> {
 }
 
 fn env_writes(menu: &Menu, entry: usize) -> Vec<String> {
-    let e = &menu.entries[entry];
-    menu.env_writes
-        .iter()
-        .chain(&e.env_writes)
+    menu.env_writes_for(entry)
         .flat_map(|w| w.vars.iter())
         .map(|(k, v)| match v {
             Some(v) => format!("{k}={v}"),

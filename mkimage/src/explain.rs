@@ -232,16 +232,11 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
                         };
                         let title = choice.menu.entries[idx].display_title();
                         ex.steps.push((label.clone(), format!("{}: boots entry {title:?}", choice.menu.file)));
-                        for w in choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes) {
-                            let vars: Vec<String> = w
-                                .vars
-                                .iter()
-                                .map(|(k, v)| v.as_ref().map_or_else(|| format!("-{k}"), |v| format!("{k}={v}")))
-                                .collect();
+                        for w in choice.menu.env_writes_for(idx) {
                             ex.messages.push(format!(
                                 "{}: the config saves {} to {}: {}",
                                 w.at,
-                                vars.join(" "),
+                                rxen_loader::config::grubenv::describe_changes(&w.vars),
                                 w.file,
                                 if choice.write_grubenv {
                                     "the loader would write it (write_grubenv)"

@@ -418,8 +418,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 for (idx, edited) in order {
                     let title = choice.menu.entries[idx].display_title();
                     say!("rxen: entry {title:?}");
-                    let writes: Vec<&rxen_loader::config::menu::EnvWrite> =
-                        choice.menu.env_writes.iter().chain(&choice.menu.entries[idx].env_writes).collect();
+                    let writes: Vec<&rxen_loader::config::menu::EnvWrite> = choice.menu.env_writes_for(idx).collect();
                     if !choice.write_grubenv {
                         for w in &writes {
                             let vars: Vec<&str> = w.vars.iter().map(|(k, _)| k.as_str()).collect();

@@ -130,15 +130,13 @@ pub fn check_request(block_size: u32, num_blocks: u64, lba: u64, len: usize) -> 
 pub struct VecDisk {
     pub data: alloc::vec::Vec<u8>,
     block_size: u32,
-    /// Block writes done so far.
-    pub writes: usize,
 }
 
 impl VecDisk {
     /// `data` as a disk of `block_size`-byte blocks; a partial last block is ignored.
     pub fn new(data: alloc::vec::Vec<u8>, block_size: u32) -> VecDisk {
         assert!(block_size.is_power_of_two() && (512..=4096).contains(&block_size));
-        VecDisk { data, block_size, writes: 0 }
+        VecDisk { data, block_size }
     }
 }
 
@@ -156,7 +154,6 @@ impl BlockDevice for VecDisk {
         check_request(self.block_size, self.num_blocks(), lba, buf.len())?;
         let start = lba as usize * self.block_size as usize;
         self.data[start..start + buf.len()].copy_from_slice(buf);
-        self.writes += 1;
         Ok(())
     }
 }

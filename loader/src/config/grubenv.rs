@@ -278,6 +278,18 @@ pub fn create(size: usize, vars: &[(String, String)]) -> Result<Vec<u8>, GrubEnv
     update(&b, &changes)
 }
 
+/// For messages: changes as [`update`] takes them, `name=value` to set, `-name` to unset.
+pub fn describe_changes(changes: &[(String, Option<String>)]) -> String {
+    let words: Vec<String> = changes
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => format!("-{k}"),
+        })
+        .collect();
+    words.join(" ")
+}
+
 /// For messages: `name=value` lines of a parsed block.
 pub fn describe(vars: &[(String, String)]) -> String {
     vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")

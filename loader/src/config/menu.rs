@@ -196,6 +196,12 @@ pub struct Menu {
 }
 
 impl Menu {
+    /// The grubenv writes booting entry `entry` asks for: those made while reading the
+    /// configuration, then the entry's own (`savedefault`, `recordfail`).
+    pub fn env_writes_for(&self, entry: usize) -> impl Iterator<Item = &EnvWrite> {
+        self.env_writes.iter().chain(self.entries.get(entry).into_iter().flat_map(|e| &e.env_writes))
+    }
+
     pub fn new(format: Format, file: &str) -> Menu {
         Menu {
             format,

@@ -199,6 +199,13 @@ fn integer(v: &Spanned<Value>, key: &str, min: i64, max: i64) -> Result<i64, Con
     }
 }
 
+fn boolean(v: &Spanned<Value>, key: &str) -> Result<bool, ConfigError> {
+    match &v.value {
+        Value::Boolean(b) => Ok(*b),
+        other => Err(v.err(alloc::format!("`{key}` must be a boolean, not {}", other.type_name()))),
+    }
+}
+
 fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError {
     k.err(alloc::format!("unknown key `{}` {place} (known: {})", k.value, known.join(", ")))
 }
@@ -362,15 +369,7 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                     c.to_string()
                 }
             };
-            let initrd_optional = match t.get("initrd_optional") {
-                None => false,
-                Some(Spanned { value: Value::Boolean(b), .. }) => *b,
-                Some(v) => {
-                    return Err(
-                        v.err(alloc::format!("`initrd_optional` must be a boolean, not {}", v.value.type_name()))
-                    );
-                }
-            };
+            let initrd_optional = t.get("initrd_optional").map_or(Ok(false), |v| boolean(v, "initrd_optional"))?;
             StepKind::Kernel(KernelStep { kernel, initrd, initrd_optional, cmdline })
         }
         "config" => {
@@ -406,13 +405,7 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                 None => DEFAULT_MAX_MENU_TIMEOUT,
                 Some(v) => integer(v, "max_timeout", 0, MAX_TIMEOUT)? as u32,
             };
-            let write_grubenv = match t.get("write_grubenv") {
-                None => false,
-                Some(Spanned { value: Value::Boolean(b), .. }) => *b,
-                Some(v) => {
-                    return Err(v.err(alloc::format!("`write_grubenv` must be a boolean, not {}", v.value.type_name())));
-                }
-            };
+            let write_grubenv = t.get("write_grubenv").map_or(Ok(false), |v| boolean(v, "write_grubenv"))?;
             StepKind::Config(ConfigStep { files, entry, max_timeout, write_grubenv })
         }
         other => {
