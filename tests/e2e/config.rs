@@ -9,12 +9,26 @@ use rxen_e2e::*;
 use std::process::Command;
 
 fn boot(disk: &str, keys: Option<&[u8]>) -> Run {
-    let mut q = Qemu::new("microvm", &loader());
-    q.append = Some(sample_cmdline());
-    q.timeout = std::time::Duration::from_secs(90);
-    q.extra_args.extend(virtio_disk("microvm", 0, &config_disks().join(format!("{disk}.img"))));
+    let mut q = guest(&loader(), virtio_disk("microvm", 0, &config_disks().join(format!("{disk}.img"))));
     q.serial_input = keys.map(<[u8]>::to_vec);
     q.run()
+}
+
+/// `kernel` on microvm with the sample command line and the QEMU arguments `disk`.
+fn guest(kernel: &std::path::Path, disk: Vec<String>) -> Qemu {
+    let mut q = Qemu::new("microvm", kernel);
+    q.append = Some(sample_cmdline());
+    q.timeout = std::time::Duration::from_secs(90);
+    q.extra_args.extend(disk);
+    q
+}
+
+/// An rxen image whose memdisk config is `text` (`rxen-mkimage build --config NAME`).
+fn image_with_config(dir: &Scratch, name: &str, text: &str) -> std::path::PathBuf {
+    std::fs::write(dir.path(name), text).unwrap();
+    let img = dir.path("rxen.img");
+    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path(name).to_str().unwrap()]);
+    img
 }
 
 fn assert_boots(run: &Run, entry: &str, grub_cmdline: &str) {
@@ -89,18 +103,12 @@ fn menu_edit_command_line() {
 #[test]
 fn memdisk_grub_cfg_like_pvgrub2() {
     let dir = Scratch::new("pvgrub-cfg");
-    std::fs::write(
-        dir.path("grub.cfg"),
+    let img = image_with_config(
+        &dir,
+        "grub.cfg",
         "search --no-floppy --set=root -f /boot/grub/grub.cfg\nset prefix=($root)/boot/grub\nconfigfile /boot/grub/grub.cfg\n",
-    )
-    .unwrap();
-    let img = dir.path("pvgrub.img");
-    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("grub.cfg").to_str().unwrap()]);
-    let mut q = Qemu::new("microvm", &img);
-    q.append = Some(sample_cmdline());
-    q.timeout = std::time::Duration::from_secs(90);
-    q.extra_args.extend(virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
-    let run = q.run();
+    );
+    let run = guest(&img, virtio_disk("microvm", 0, &config_disks().join("debian12.img"))).run();
     assert_boots(
         &run,
         "Debian GNU/Linux",
@@ -134,20 +142,16 @@ fn menu_command_prompt() {
 #[test]
 fn rxen_menu_word_shows_a_timeout_zero_menu() {
     let dir = Scratch::new("menu-word");
-    std::fs::write(
-        dir.path("grub.cfg"),
+    let img = image_with_config(
+        &dir,
+        "grub.cfg",
         "set timeout=0\nsearch --no-floppy --set=root -f /boot/grub/grub.cfg\n\
          menuentry 'one' { linux /boot/vmlinuz-6.1.0-13-amd64 which=one\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n\
          menuentry 'two' { linux /boot/vmlinuz-6.1.0-13-amd64 which=two\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n",
-    )
-    .unwrap();
-    let img = dir.path("menu.img");
-    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("grub.cfg").to_str().unwrap()]);
+    );
     let run_with = |append: String| {
-        let mut q = Qemu::new("microvm", &img);
+        let mut q = guest(&img, virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
         q.append = Some(append);
-        q.timeout = std::time::Duration::from_secs(90);
-        q.extra_args.extend(virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
         q.serial_input = Some(b" 2".to_vec());
         q.run()
     };
@@ -170,25 +174,20 @@ fn grubenv_next_entry_boots_once() {
     let dir = Scratch::new("boot-once");
     let disk = dir.path("ubuntu2404.img");
     std::fs::copy(config_disks().join("ubuntu2404.img"), &disk).unwrap();
-    std::fs::write(
-        dir.path("rxen.toml"),
+    let img = image_with_config(
+        &dir,
+        "rxen.toml",
         "version = 1\n[[step]]\ntype = \"config\"\nname = \"guest-config\"\nwrite_grubenv = true\n",
-    )
-    .unwrap();
-    let img = dir.path("writer.img");
-    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", dir.path("rxen.toml").to_str().unwrap()]);
+    );
     let boot_with = |kernel: &std::path::Path| {
-        let mut q = Qemu::new("microvm", kernel);
-        q.append = Some(sample_cmdline());
-        q.timeout = std::time::Duration::from_secs(90);
         // Writable: no snapshot.
-        q.extra_args.extend([
+        let drive = vec![
             "-drive".to_string(),
             format!("file={},format=raw,if=none,id=d0", disk.display()),
             "-device".to_string(),
             "virtio-blk-device,drive=d0".to_string(),
-        ]);
-        q.run()
+        ];
+        guest(kernel, drive).run()
     };
     let boot = || boot_with(&img);
     let once = "BOOT_IMAGE=/boot/vmlinuz-6.8.0-40-generic root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet splash vt.handoff=7";
