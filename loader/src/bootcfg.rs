@@ -34,6 +34,13 @@ pub struct VolumeFs<'x, 'a> {
     pub current: Root,
 }
 
+impl<'x, 'a> VolumeFs<'x, 'a> {
+    /// The config readers' view of a step's files, `current` standing for `dev == None`.
+    pub fn of(files: &'x mut Files<'a>, current: Root) -> Self {
+        VolumeFs { disks: &mut *files.disks, volumes: files.volumes, memdisk: files.memdisk.as_ref(), current }
+    }
+}
+
 /// Largest file the memdisk device hands the config readers.
 fn memdisk_read(md: &Archive<'_>, path: &str, limit: usize) -> Result<Vec<u8>, String> {
     let data = md.file(path.trim_start_matches('/')).map_err(|e| format!("(memdisk){path}: {e}"))?;
@@ -329,12 +336,7 @@ pub fn load_config(
             Root::Memdisk => "memdisk".to_string(),
             Root::Volume(v) => files.volumes[*v].name.clone(),
         };
-        let mut fs = VolumeFs {
-            disks: &mut *files.disks,
-            volumes: files.volumes,
-            memdisk: files.memdisk.as_ref(),
-            current: src.clone(),
-        };
+        let mut fs = VolumeFs::of(files, src.clone());
         match discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
             Ok(menu) => {
                 for m in &menu.messages {

@@ -129,14 +129,15 @@ INIT
     rm -rf "$d"
 }
 
-# ext4_img OUT SIZE_MIB TREE LABEL N: a whole-disk ext4 made from TREE (no root, no mount);
-# N (a small number) makes its UUID and hash seed fixed and distinct.
+# ext4_img OUT SIZE_MIB TREE LABEL N [MKFS-ARGS...]: a whole-disk ext4 made from TREE (no
+# root, no mount); N (a small number) makes its UUID and hash seed fixed and distinct.
 ext4_img() {
     local out="$1" size="$2" tree="$3" label="$4" u
     u="$(printf '00000000-0000-4000-8000-%012x' "$5")"
+    shift 5
     rm -f "$out.tmp"
     truncate -s "${size}M" "$out.tmp"
-    mkfs.ext4 -q -F -L "$label" -U "$u" -E "root_owner=0:0,hash_seed=$u" -d "$tree" "$out.tmp" >/dev/null
+    mkfs.ext4 -q -F "$@" -L "$label" -U "$u" -E "root_owner=0:0,hash_seed=$u" -d "$tree" "$out.tmp" >/dev/null
     mv "$out.tmp" "$out"
 }
 
@@ -144,11 +145,8 @@ ext4_img() {
 # (scripts/mkgpt; ext4 with 4 KiB blocks, as Linux mounts nothing smaller there). Name it
 # *.4k.img: dom0's block script attaches such files with 4 KiB loop sectors.
 gpt4k_img() {
-    local out="$1" size="$2" tree="$3" label="$4" u
-    u="$(printf '00000000-0000-4000-8000-%012x' "$5")"
-    rm -f "$out.part"
-    truncate -s "${size}M" "$out.part"
-    mkfs.ext4 -q -F -b 4096 -L "$label" -U "$u" -E "root_owner=0:0,hash_seed=$u" -d "$tree" "$out.part" >/dev/null
+    local out="$1" label="$4"
+    ext4_img "$out.part" "$2" "$3" "$label" "$5" -b 4096
     "$root/scripts/mkgpt" --sector-size 4096 "$out" "$out.part:$label"
     rm -f "$out.part"
 }

@@ -397,12 +397,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
             Ok(StepOutcome::Config(choice)) => {
                 say!("rxen: {}: {} entries", choice.menu.file, choice.menu.entries.len());
                 let picked = {
-                    let mut fs = rxen_loader::bootcfg::VolumeFs {
-                        disks: &mut *files.disks,
-                        volumes: files.volumes,
-                        memdisk: files.memdisk.as_ref(),
-                        current: choice.source.clone(),
-                    };
+                    let mut fs = rxen_loader::bootcfg::VolumeFs::of(&mut files, choice.source.clone());
                     boot_menu(&choice, &mut fs, domain.options.menu)
                 };
                 let mut order: Vec<(usize, Option<String>)> = Vec::new();
@@ -449,12 +444,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                             // The entry loaded: now its grubenv writes (a boot-once's
                             // next_entry is cleared only by a boot that happens).
                             if choice.write_grubenv && !writes.is_empty() {
-                                let mut fs = rxen_loader::bootcfg::VolumeFs {
-                                    disks: &mut *files.disks,
-                                    volumes: files.volumes,
-                                    memdisk: files.memdisk.as_ref(),
-                                    current: choice.source.clone(),
-                                };
+                                let mut fs = rxen_loader::bootcfg::VolumeFs::of(&mut files, choice.source.clone());
                                 for r in fs.write_grubenv(&writes) {
                                     match r {
                                         Ok(m) => say!("rxen: grubenv: {m}"),
