@@ -1,22 +1,26 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! One boot, from a policy step to a placed kernel: pure logic over byte slices and the
-//! [`RegionAllocator`]. The freestanding bin does the copies this module plans and the
-//! final jump; host tests run everything else.
+//! The pieces of one boot attempt, pure: where files come from ([`Files`]: the memdisk,
+//! the domain's modules, the guest's volumes), a kernel step's files and command line
+//! ([`prepare_kernel_step`]), and where a kernel and its companions go in guest RAM
+//! ([`place_linux`], [`place_pvh`]). [`crate::session`] strings them together.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt;
 
 use rxen_memdisk::ustar::{Archive, UstarError};
 
 use crate::cmdline::{DomainCmdline, kernel_cmdline};
-use crate::config::policy::{FilePath, KernelStep, Policy, Step, StepKind};
+use crate::config::policy::{FilePath, KernelStep};
+use crate::handoff::HandoffError;
 use crate::handoff::boot_params::kernel_placement;
 use crate::kernel::bzimage::BzImage;
 use crate::kernel::elf::PvhElf;
-use crate::kernel::{Kernel, detect};
+use crate::kernel::{Kernel, KernelError, detect};
 use crate::mem::{PAGE, RegionAllocator};
-use crate::volume::{self, Disk, GuestMemory, Volume};
+use crate::volume::{Disk, FileError, GuestMemory, SearchKey, Volume};
 
 /// Below this the loader never places anything (BIOS data, firmware tables, start info).
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
@@ -24,18 +28,187 @@ pub const LOW_MEMORY_END: u64 = 0x10_0000;
 /// boot protocol pointers).
 pub const PLACE_LIMIT: u64 = 1 << 32;
 
-/// A step that failed, with why. Shown on the console; the next step runs.
+/// Why a file named by a policy or an entry could not be had.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BootError(pub String);
+pub enum ReadError {
+    NoMemdisk { file: String },
+    Memdisk { file: String, cause: UstarError },
+    BadModule { file: String },
+    ModuleWithPath { file: String, module: String },
+    NoModule { file: String, given: usize },
+    NoVolume { file: String, volume: String, known: Vec<String> },
+    Volume(FileError),
+}
 
-impl core::fmt::Display for BootError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
+impl ReadError {
+    /// The file is not there (an optional initrd may be skipped), as opposed to broken.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            ReadError::Memdisk { cause, .. } => *cause == UstarError::NotFound,
+            ReadError::NoModule { .. } => true,
+            ReadError::Volume(e) => e.is_not_found(),
+            _ => false,
+        }
     }
 }
 
-fn err<T>(msg: impl Into<String>) -> Result<T, BootError> {
-    Err(BootError(msg.into()))
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NoMemdisk { file } => write!(f, "{file}: this image has no memdisk"),
+            ReadError::Memdisk { file, cause } => write!(f, "{file}: {cause}"),
+            ReadError::BadModule { file } => write!(f, "{file}: bad module name"),
+            ReadError::ModuleWithPath { file, module } => {
+                write!(f, "{file}: a module is a whole file; write ({module}) without a path")
+            }
+            ReadError::NoModule { file, given } => write!(f, "{file}: the domain was given {given} module(s)"),
+            ReadError::NoVolume { file, volume, known } => write!(
+                f,
+                "{file}: no volume ({volume}); volumes: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(" ") }
+            ),
+            ReadError::Volume(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why a kernel could not be placed in guest RAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlaceError {
+    KernelNoRam {
+        need: u64,
+        align: u64,
+        above: u64,
+    },
+    KernelFixed {
+        at: u64,
+        need: u64,
+    },
+    InitrdNoRam {
+        len: u64,
+        below: u64,
+    },
+    /// `what` (cmdline, boot_params, setup_data, start info, initrd) found no free RAM.
+    NoRam {
+        what: &'static str,
+    },
+    PvhSegment {
+        paddr: u64,
+        memsz: u64,
+    },
+    PvhStaging {
+        len: u64,
+    },
+    Handoff(HandoffError),
+}
+
+impl fmt::Display for PlaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlaceError::KernelNoRam { need, align, above } => {
+                write!(f, "kernel: no free RAM for {need:#x} bytes aligned to {align:#x} above {above:#x}")
+            }
+            PlaceError::KernelFixed { at, need } => {
+                write!(f, "kernel: not relocatable and {at:#x}+{need:#x} is not free RAM")
+            }
+            PlaceError::InitrdNoRam { len, below } => write!(f, "initrd: no free RAM for {len} bytes below {below:#x}"),
+            PlaceError::NoRam { what } => write!(f, "{what}: no free RAM"),
+            PlaceError::PvhSegment { paddr, memsz } => write!(
+                f,
+                "PVH kernel: segment {paddr:#x}+{memsz:#x} is not free RAM (it overlaps the loader or firmware, or is beyond RAM)"
+            ),
+            PlaceError::PvhStaging { len } => {
+                write!(f, "PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk", size_str(len))
+            }
+            PlaceError::Handoff(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why a step (or a configuration entry) did not boot: stage, object and cause. Shown
+/// on the console; the next step runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootError {
+    Read(ReadError),
+    Kernel {
+        file: String,
+        cause: KernelError,
+    },
+    Place(PlaceError),
+    Search {
+        key: SearchKey,
+        volumes: usize,
+        disks: usize,
+    },
+    UnknownStep {
+        name: String,
+    },
+    NoConfigVolume,
+    /// Reading or interpreting the guest's boot configuration.
+    Config(String),
+    NoConfigAnywhere {
+        errors: Vec<String>,
+    },
+    NoEntry {
+        file: String,
+    },
+    EntryIndex {
+        index: usize,
+    },
+    EntryDevice {
+        spec: String,
+        device: String,
+    },
+    EntryUnsupported {
+        title: String,
+        why: String,
+    },
+    EntryNoKernel {
+        title: String,
+    },
+    Entry {
+        title: String,
+        cause: Box<BootError>,
+    },
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootError::Read(e) => e.fmt(f),
+            BootError::Kernel { file, cause } => write!(f, "{file}: {cause}"),
+            BootError::Place(e) => e.fmt(f),
+            BootError::Search { key, volumes, disks } => {
+                write!(f, "search {key}: no volume matches ({volumes} volume(s) on {disks} disk(s))")
+            }
+            BootError::UnknownStep { name } => write!(f, "rxen.step={name}: the policy has no step of that name"),
+            BootError::NoConfigVolume => f.write_str("no volume to read a boot configuration from"),
+            BootError::Config(e) => f.write_str(e),
+            BootError::NoConfigAnywhere { errors } => {
+                write!(f, "no boot configuration on any volume ({})", errors.join("; "))
+            }
+            BootError::NoEntry { file } => write!(f, "{file}: no entry to boot"),
+            BootError::EntryIndex { index } => write!(f, "no entry {index}"),
+            BootError::EntryDevice { spec, device } => write!(f, "{spec}: no device ({device}) among the volumes"),
+            BootError::EntryUnsupported { title, why } => {
+                write!(f, "entry {title:?}: {why} is not something rxen boots")
+            }
+            BootError::EntryNoKernel { title } => write!(f, "entry {title:?} loads no kernel"),
+            BootError::Entry { title, cause } => write!(f, "entry {title:?}: {cause}"),
+        }
+    }
+}
+
+impl From<ReadError> for BootError {
+    fn from(e: ReadError) -> Self {
+        BootError::Read(e)
+    }
+}
+
+impl From<PlaceError> for BootError {
+    fn from(e: PlaceError) -> Self {
+        BootError::Place(e)
+    }
 }
 
 /// A module the domain was given, as bytes in memory.
@@ -45,28 +218,46 @@ pub struct ModuleData<'a> {
     pub data: &'a [u8],
 }
 
+/// The image's memdisk: the archive and where its bytes lie in guest memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Memdisk<'a> {
+    pub bytes: &'a [u8],
+    pub paddr: u64,
+}
+
+impl<'a> Memdisk<'a> {
+    pub fn archive(&self) -> Archive<'a> {
+        Archive::new(self.bytes)
+    }
+
+    /// The guest-physical address of `data`, a slice of the memdisk.
+    fn paddr_of(&self, data: &[u8]) -> u64 {
+        self.paddr + (data.as_ptr() as u64).wrapping_sub(self.bytes.as_ptr() as u64)
+    }
+}
+
 /// Where files come from during one boot.
-pub struct Files<'a> {
+pub struct Files<'x, 'a> {
     /// The image's memdisk, when it has one.
-    pub memdisk: Option<Archive<'a>>,
+    pub memdisk: Option<Memdisk<'a>>,
     /// PVH modules: `(module0)`, `(module1)`, ...
     pub modules: &'a [ModuleData<'a>],
-    /// The guest's disks and the volumes found on them.
-    pub disks: &'a mut [Disk],
-    pub volumes: &'a [Volume],
+    /// The guest's disks and the volumes (mounted) found on them.
+    pub disks: &'x [Disk],
+    pub volumes: &'x mut [Volume],
     /// Files read from disk: (what, bytes, microseconds), for `rxen.debug`.
     pub reads: Vec<(String, u64, u64)>,
-    /// A microsecond clock for those timings (the TSC in the loader; this module never
-    /// touches hardware itself, so it also runs on the host).
+    /// A microsecond clock for those timings.
     pub clock: fn() -> u64,
 }
 
-/// A file's bytes and, when they already sit in guest memory where they could be used in
-/// place (a module, or a file read from disk into its own pages), their physical address.
+/// A file's bytes and where they lie in guest memory. `in_place`: they could be used
+/// where they are (a module, or a file read from disk into its own pages).
 #[derive(Clone, Copy, Debug)]
 pub struct FileData<'a> {
     pub data: &'a [u8],
-    pub module_paddr: Option<u64>,
+    pub paddr: u64,
+    pub in_place: bool,
 }
 
 /// The root volume: `memdisk`, or a disk volume chosen by a `search` step.
@@ -76,70 +267,42 @@ pub enum Root {
     Volume(usize),
 }
 
-/// Whether a read failed because the file is not there (an optional initrd) or for
-/// another reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadError {
-    NotFound(String),
-    Other(String),
-}
-
-impl ReadError {
-    fn msg(self) -> String {
-        match self {
-            ReadError::NotFound(m) | ReadError::Other(m) => m,
-        }
-    }
-}
-
-impl<'a> Files<'a> {
+impl<'a> Files<'_, 'a> {
     /// Read `path`; a path without a volume is looked up on `root`. Disk files are read
     /// into fresh pages from `mem`.
     pub fn read(&mut self, path: &FilePath, root: &Root, mem: &mut dyn GuestMemory) -> Result<FileData<'a>, ReadError> {
         let volume = match (&path.volume, root) {
-            (Some(v), _) => v.as_str(),
-            (None, Root::Memdisk) => "memdisk",
-            (None, Root::Volume(i)) => self.volumes.get(*i).map_or("memdisk", |v| v.name.as_str()),
+            (Some(v), _) => v.clone(),
+            (None, Root::Memdisk) => "memdisk".into(),
+            (None, Root::Volume(i)) => self.volumes.get(*i).map_or("memdisk".into(), |v| v.name.clone()),
         };
-        let other = |m: String| Err(ReadError::Other(m));
+        let file = || path.to_string();
         if volume == "memdisk" {
-            let Some(md) = &self.memdisk else { return other(format!("{path}: this image has no memdisk")) };
-            return match md.file(&path.path) {
-                Ok(data) => Ok(FileData { data, module_paddr: None }),
-                Err(e @ UstarError::NotFound) => Err(ReadError::NotFound(format!("{path}: {e}"))),
-                Err(e) => other(format!("{path}: {e}")),
+            let Some(md) = self.memdisk else { return Err(ReadError::NoMemdisk { file: file() }) };
+            return match md.archive().file(&path.path) {
+                Ok(data) => Ok(FileData { data, paddr: md.paddr_of(data), in_place: false }),
+                Err(cause) => Err(ReadError::Memdisk { file: file(), cause }),
             };
         }
         if let Some(n) = volume.strip_prefix("module").filter(|n| n.bytes().all(|c| c.is_ascii_digit())) {
-            let Ok(i) = n.parse::<usize>() else { return other(format!("{path}: bad module name")) };
+            let Ok(i) = n.parse::<usize>() else { return Err(ReadError::BadModule { file: file() }) };
             return match self.modules.get(i) {
                 Some(m) if path.path.is_empty() || path.path == "/" => {
-                    Ok(FileData { data: m.data, module_paddr: Some(m.paddr) })
+                    Ok(FileData { data: m.data, paddr: m.paddr, in_place: true })
                 }
-                Some(_) => other(format!("{path}: a module is a whole file; write ({volume}) without a path")),
-                None => {
-                    Err(ReadError::NotFound(format!("{path}: the domain was given {} module(s)", self.modules.len())))
-                }
+                Some(_) => Err(ReadError::ModuleWithPath { file: file(), module: volume.clone() }),
+                None => Err(ReadError::NoModule { file: file(), given: self.modules.len() }),
             };
         }
-        let Some(vol) = self.volumes.iter().find(|v| v.name == volume) else {
-            let known: Vec<&str> = self.volumes.iter().map(|v| v.name.as_str()).collect();
-            return other(format!(
-                "{path}: no volume ({volume}); volumes: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(" ") }
-            ));
+        let Some(vol) = self.volumes.iter_mut().find(|v| v.name == volume) else {
+            let known = self.volumes.iter().map(|v| v.name.clone()).collect();
+            return Err(ReadError::NoVolume { file: file(), volume, known });
         };
-        let vol = vol.clone();
         let t0 = (self.clock)();
-        match volume::read_file(self.disks, &vol, &path.path, mem) {
-            Ok((paddr, data)) => {
-                let us = (self.clock)().saturating_sub(t0);
-                self.reads.push((format!("({}){}", vol.name, path.path), data.len() as u64, us));
-                Ok(FileData { data, module_paddr: Some(paddr) })
-            }
-            Err(volume::ReadFileError::NotFound(m)) => Err(ReadError::NotFound(m)),
-            Err(volume::ReadFileError::Other(m)) => other(m),
-        }
+        let (paddr, data) = vol.read_file(&path.path, mem).map_err(ReadError::Volume)?;
+        let us = (self.clock)().saturating_sub(t0);
+        self.reads.push((format!("({}){}", vol.name, path.path), data.len() as u64, us));
+        Ok(FileData { data, paddr, in_place: true })
     }
 }
 
@@ -147,9 +310,24 @@ impl<'a> Files<'a> {
 #[derive(Debug)]
 pub enum Prepared<'a> {
     /// bzImage by the x86 boot protocol.
-    Linux { kernel: BzImage<'a>, initrd: Vec<FileData<'a>>, cmdline: String },
+    Linux { kernel: BzImage<'a>, kernel_paddr: u64, initrd: Vec<FileData<'a>>, cmdline: String },
     /// An ELF with `XEN_ELFNOTE_PHYS32_ENTRY`.
-    Pvh { image: &'a [u8], elf: PvhElf, initrd: Vec<FileData<'a>>, cmdline: String },
+    Pvh { image: FileData<'a>, elf: PvhElf, initrd: Vec<FileData<'a>>, cmdline: String },
+}
+
+impl Prepared<'_> {
+    /// (kind, kernel file bytes, initrd sizes, command line), for messages and explain.
+    pub fn summary(&self) -> (&'static str, u64, Vec<u64>, &str) {
+        let sizes = |i: &[FileData]| i.iter().map(|f| f.data.len() as u64).collect();
+        match self {
+            Prepared::Linux { kernel, initrd, cmdline, .. } => {
+                ("Linux bzImage", kernel.image().len() as u64, sizes(initrd), cmdline)
+            }
+            Prepared::Pvh { image, initrd, cmdline, .. } => {
+                ("PVH ELF", image.data.len() as u64, sizes(initrd), cmdline)
+            }
+        }
+    }
 }
 
 /// Resolve a kernel step's files and its command line.
@@ -158,19 +336,19 @@ pub enum Prepared<'a> {
 /// was given a module (xl `ramdisk=`, QEMU `-initrd`), module 0 is the initrd.
 pub fn prepare_kernel_step<'a>(
     step: &KernelStep,
-    files: &mut Files<'a>,
+    files: &mut Files<'_, 'a>,
     root: &Root,
     domain: &DomainCmdline,
     mem: &mut dyn GuestMemory,
     log: &mut dyn FnMut(String),
 ) -> Result<Prepared<'a>, BootError> {
-    let kfile = files.read(&step.kernel, root, mem).map_err(|e| BootError(e.msg()))?;
+    let kfile = files.read(&step.kernel, root, mem)?;
     let mut initrd = Vec::new();
     for p in &step.initrd {
         match files.read(p, root, mem) {
             Ok(f) => initrd.push(f),
-            Err(ReadError::NotFound(m)) if step.initrd_optional => log(format!("{m} (optional initrd, skipped)")),
-            Err(e) => return err(e.msg()),
+            Err(e) if e.is_not_found() && step.initrd_optional => log(format!("{e} (optional initrd, skipped)")),
+            Err(e) => return Err(e.into()),
         }
     }
     // Module 0 (xl `ramdisk=`) stands in for a missing initrd, unless it is the kernel
@@ -179,88 +357,26 @@ pub fn prepare_kernel_step<'a>(
         && step.kernel.volume.as_deref().is_none_or(|v| !v.starts_with("module"))
         && let Some(m) = files.modules.first()
     {
-        initrd.push(FileData { data: m.data, module_paddr: Some(m.paddr) });
+        initrd.push(FileData { data: m.data, paddr: m.paddr, in_place: true });
     }
     let cmdline = kernel_cmdline(&step.cmdline, domain);
     match detect(kfile.data) {
-        Ok(Kernel::BzImage(kernel)) => Ok(Prepared::Linux { kernel, initrd, cmdline }),
-        Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile.data, elf, initrd, cmdline }),
-        Err(e) => {
-            let shown = match (&step.kernel.volume, root) {
+        Ok(Kernel::BzImage(kernel)) => {
+            // The protected-mode part's address: the file's, past the real-mode setup.
+            let off = (kernel.protected_mode().as_ptr() as u64).wrapping_sub(kfile.data.as_ptr() as u64);
+            Ok(Prepared::Linux { kernel, kernel_paddr: kfile.paddr + off, initrd, cmdline })
+        }
+        Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile, elf, initrd, cmdline }),
+        Err(cause) => {
+            let file = match (&step.kernel.volume, root) {
                 (None, Root::Volume(i)) => match files.volumes.get(*i) {
                     Some(v) => format!("({}){}", v.name, step.kernel.path),
                     None => step.kernel.to_string(),
                 },
                 _ => step.kernel.to_string(),
             };
-            err(format!("{shown}: {e}"))
+            Err(BootError::Kernel { file, cause })
         }
-    }
-}
-
-/// What running a step gave.
-#[derive(Debug)]
-pub enum StepOutcome<'a> {
-    /// A kernel to place and enter.
-    Boot(Prepared<'a>),
-    /// A search found this volume: the root for the steps after.
-    Root(usize),
-    /// The guest's boot configuration: the caller picks an entry (the default, or a
-    /// person at the menu) and loads it with [`crate::bootcfg::prepare_entry`].
-    Config(crate::bootcfg::ConfigChoice),
-}
-
-/// Run a policy step (a search, or resolving a kernel step's files).
-pub fn run_step<'a>(
-    step: &Step,
-    files: &mut Files<'a>,
-    root: &Root,
-    domain: &DomainCmdline,
-    mem: &mut dyn GuestMemory,
-    log: &mut dyn FnMut(String),
-) -> Result<StepOutcome<'a>, BootError> {
-    match &step.kind {
-        StepKind::Kernel(k) => prepare_kernel_step(k, files, root, domain, mem, log).map(StepOutcome::Boot),
-        StepKind::Config(c) => crate::bootcfg::load_config(c, files, root, domain, log).map(StepOutcome::Config),
-        StepKind::Search(key) => match volume::search(files.disks, files.volumes, key) {
-            Some(i) => Ok(StepOutcome::Root(i)),
-            None => err(format!(
-                "search {key}: no volume matches ({} volume(s) on {} disk(s))",
-                files.volumes.len(),
-                files.disks.len()
-            )),
-        },
-    }
-}
-
-/// Whether a step reads from the root volume (a path without a volume).
-pub fn step_uses_root(step: &Step) -> bool {
-    match &step.kind {
-        StepKind::Kernel(k) => core::iter::once(&k.kernel).chain(&k.initrd).any(|p| p.volume.is_none()),
-        // A config step reads the root volume when there is one, else looks at them all.
-        StepKind::Search(_) | StepKind::Config(_) => false,
-    }
-}
-
-/// The order to try steps in: `rxen.step=NAME` from the domain first, then the policy's.
-pub fn step_order(policy: &Policy, domain: &DomainCmdline) -> Result<Vec<usize>, BootError> {
-    let mut order = policy.order();
-    if let Some(want) = &domain.options.step {
-        let Some(i) = policy.steps.iter().position(|s| s.name.as_deref() == Some(want.as_str())) else {
-            return err(format!("rxen.step={want}: the policy has no step of that name"));
-        };
-        order.retain(|&j| j != i);
-        order.insert(0, i);
-    }
-    Ok(order)
-}
-
-/// A step's name for messages: its `name`, or `#N (line L)`.
-pub fn step_label(policy: &Policy, i: usize) -> String {
-    let s = &policy.steps[i];
-    match &s.name {
-        Some(n) => n.clone(),
-        None => format!("#{i} (line {})", s.line),
     }
 }
 
@@ -291,7 +407,7 @@ pub fn place_linux(
     initrd: &[FileData],
     cmdline_len: usize,
     setup_data_len: u64,
-) -> Result<LinuxPlacement, BootError> {
+) -> Result<LinuxPlacement, PlaceError> {
     let (pref, align, need, relocatable) = kernel_placement(kernel);
     let align = align.max(PAGE);
     let load_addr = if alloc.alloc_at(pref, need) {
@@ -302,11 +418,11 @@ pub fn place_linux(
         match alloc.alloc_bottom(need, align, pref.max(LOW_MEMORY_END)) {
             Some(a) => a,
             None => {
-                return err(format!("kernel: no free RAM for {need:#x} bytes aligned to {align:#x} above {pref:#x}"));
+                return Err(PlaceError::KernelNoRam { need, align, above: pref });
             }
         }
     } else {
-        return err(format!("kernel: not relocatable and {pref:#x}+{need:#x} is not free RAM"));
+        return Err(PlaceError::KernelFixed { at: pref, need });
     };
 
     // initrd_addr_max is the address of the last byte the initrd may occupy.
@@ -315,30 +431,29 @@ pub fn place_linux(
     let initrd_place = match initrd {
         [] => None,
         [one]
-            if one.module_paddr.is_some_and(|p| {
+            if (one.in_place).then_some(one.paddr).is_some_and(|p| {
                 p % PAGE == 0
                     && p + one.data.len() as u64 <= initrd_max_end
                     && !ranges_overlap(p, one.data.len() as u64, load_addr, need)
             }) =>
         {
-            Some((one.module_paddr.unwrap_or_default(), one.data.len() as u64))
+            Some((one.paddr, one.data.len() as u64))
         }
         parts => {
             let len = initrd_len(parts);
             initrd_copy = true;
             match alloc.alloc_top(len, PAGE, initrd_max_end) {
                 Some(a) => Some((a, len)),
-                None => return err(format!("initrd: no free RAM for {len} bytes below {initrd_max_end:#x}")),
+                None => return Err(PlaceError::InitrdNoRam { len, below: initrd_max_end }),
             }
         }
     };
-    let cmdline_paddr = alloc
-        .alloc_top(cmdline_len as u64 + 1, PAGE, PLACE_LIMIT)
-        .ok_or_else(|| BootError("cmdline: no free RAM".into()))?;
+    let cmdline_paddr =
+        alloc.alloc_top(cmdline_len as u64 + 1, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "cmdline" })?;
     let boot_params_paddr =
-        alloc.alloc_top(PAGE, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("boot_params: no free RAM".into()))?;
+        alloc.alloc_top(PAGE, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "boot_params" })?;
     let setup_data_paddr = if setup_data_len > 0 {
-        alloc.alloc_top(setup_data_len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("setup_data: no free RAM".into()))?
+        alloc.alloc_top(setup_data_len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "setup_data" })?
     } else {
         0
     };
@@ -382,7 +497,7 @@ pub fn place_pvh(
     initrd: &[FileData],
     start_info_len: u64,
     memdisk: Option<(u64, u64)>,
-) -> Result<PvhPlacement, BootError> {
+) -> Result<PvhPlacement, PlaceError> {
     let loads = || elf.segments.iter().filter(|s| s.memsz > 0);
     let over_memdisk = memdisk.filter(|&(a, l)| loads().any(|s| ranges_overlap(s.paddr, s.memsz, a, l)));
     if let Some((a, l)) = over_memdisk {
@@ -390,10 +505,7 @@ pub fn place_pvh(
     }
     for s in loads() {
         if !alloc.alloc_at(s.paddr, s.memsz) {
-            return err(format!(
-                "PVH kernel: segment {:#x}+{:#x} is not free RAM (it overlaps the loader or firmware, or is beyond RAM)",
-                s.paddr, s.memsz
-            ));
+            return Err(PlaceError::PvhSegment { paddr: s.paddr, memsz: s.memsz });
         }
     }
     // Until everything is copied out, the memdisk's bytes are still needed.
@@ -402,22 +514,16 @@ pub fn place_pvh(
     }
     let initrd = match initrd_len(initrd) {
         0 => None,
-        len => {
-            Some((alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or_else(|| BootError("initrd: no free RAM".into()))?, len))
-        }
+        len => Some((alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "initrd" })?, len)),
     };
     let staging = match over_memdisk {
         None => None,
-        Some(_) => Some(alloc.alloc_top(image_len, PAGE, PLACE_LIMIT).ok_or_else(|| {
-            BootError(format!(
-                "PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk",
-                size_str(image_len)
-            ))
-        })?),
+        Some(_) => {
+            Some(alloc.alloc_top(image_len, PAGE, PLACE_LIMIT).ok_or(PlaceError::PvhStaging { len: image_len })?)
+        }
     };
-    let start_info_paddr = alloc
-        .alloc_top(start_info_len, PAGE, PLACE_LIMIT)
-        .ok_or_else(|| BootError("start info: no free RAM".into()))?;
+    let start_info_paddr =
+        alloc.alloc_top(start_info_len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "start info" })?;
     Ok(PvhPlacement { initrd, start_info_paddr, start_info_len, staging })
 }
 
@@ -482,6 +588,6 @@ mod tests {
         let mut a = ram(256);
         a.reserve(0x10_0000, 0x4_0000); // the loader
         let e = place_pvh(&mut a, &elf(&[(0x10_0000, 0x1000)]), 0x1000, &[], 0x1000, None).unwrap_err();
-        assert!(e.0.contains("segment 0x100000+0x1000 is not free RAM"), "{}", e.0);
+        assert!(e.to_string().contains("segment 0x100000+0x1000 is not free RAM"), "{e}");
     }
 }

@@ -19,25 +19,31 @@ use crate::config::discover::{self, Source};
 use crate::config::grub;
 use crate::config::grubenv;
 use crate::config::menu::{self, Env, EnvWrite, Menu, Selection, Via};
-use crate::config::policy::{ConfigStep, FilePath, KernelStep, SearchKey};
-use crate::fs::ext4::FileKind;
+use crate::config::policy::{ConfigStep, FilePath, KernelStep};
+use crate::fs::NodeKind;
+use crate::volume::SearchKey;
 use crate::volume::{self, Disk, GuestMemory, Volume};
 use rxen_memdisk::ustar::Archive;
 
 /// The guest's volumes (and the image's memdisk, device `memdisk`) as GRUB's
 /// configuration readers see them.
 pub struct VolumeFs<'x, 'a> {
-    pub disks: &'x mut [Disk],
-    pub volumes: &'x [Volume],
-    pub memdisk: Option<&'x Archive<'a>>,
+    pub disks: &'x [Disk],
+    pub volumes: &'x mut [Volume],
+    pub memdisk: Option<Archive<'a>>,
     /// Where the configuration came from (`dev == None`).
     pub current: Root,
 }
 
 impl<'x, 'a> VolumeFs<'x, 'a> {
     /// The config readers' view of a step's files, `current` standing for `dev == None`.
-    pub fn of(files: &'x mut Files<'a>, current: Root) -> Self {
-        VolumeFs { disks: &mut *files.disks, volumes: files.volumes, memdisk: files.memdisk.as_ref(), current }
+    pub fn of(files: &'x mut Files<'_, 'a>, current: Root) -> Self {
+        VolumeFs {
+            disks: files.disks,
+            volumes: &mut *files.volumes,
+            memdisk: files.memdisk.map(|m| m.archive()),
+            current,
+        }
     }
 }
 
@@ -129,15 +135,15 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
         vars: &[(String, Option<String>)],
     ) -> Result<String, String> {
         let v = self.volume(dev).map_err(|e| format!("{path}: {e}: grubenv is written only on disk volumes"))?;
-        let vol = &self.volumes[v];
+        let vol = &mut self.volumes[v];
         let name = format!("({}){path}", vol.name);
-        let mut fs = volume::open(self.disks, vol)?;
+        let fs = &mut *vol.fs;
         let ino = fs.lookup(path).map_err(|e| format!("{name}: {e}"))?;
-        if ino.size() > grubenv::MAX_BLOCK as u64 {
-            return Err(format!("{name}: {} bytes is not a grubenv block", ino.size()));
+        if ino.size > grubenv::MAX_BLOCK as u64 {
+            return Err(format!("{name}: {} bytes is not a grubenv block", ino.size));
         }
-        let mut old = vec![0u8; ino.size() as usize];
-        let n = fs.read_at(&ino, 0, &mut old).map_err(|e| format!("{name}: {e}"))?;
+        let mut old = vec![0u8; ino.size as usize];
+        let n = crate::fs::read_exact(fs, &ino, &mut old).map_err(|e| format!("{name}: {e}"))?;
         old.truncate(n);
         let new = grubenv::update(&old, vars).map_err(|e| format!("{name}: not saved: {e}"))?;
         let what = grubenv::describe_changes(vars);
@@ -148,7 +154,7 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
         Ok(format!("{name}: saved {what}"))
     }
 
-    fn memdisk(&self, dev: Option<&str>) -> Option<&'x Archive<'a>> {
+    fn memdisk(&self, dev: Option<&str>) -> Option<Archive<'a>> {
         match self.device(dev) {
             Ok(Root::Memdisk) => self.memdisk,
             _ => None,
@@ -160,32 +166,12 @@ impl ConfigFs for VolumeFs<'_, '_> {
     fn read(&mut self, dev: Option<&str>, path: &str, limit: usize) -> Result<Vec<u8>, String> {
         if let Ok(Root::Memdisk) = self.device(dev) {
             return match self.memdisk {
-                Some(md) => memdisk_read(md, path, limit),
+                Some(md) => memdisk_read(&md, path, limit),
                 None => Err(format!("(memdisk){path}: this image has no memdisk")),
             };
         }
         let v = self.volume(dev)?;
-        let vol = &self.volumes[v];
-        let mut fs = volume::open(self.disks, vol)?;
-        let ino = fs.lookup(path).map_err(|e| format!("({}){path}: {e}", vol.name))?;
-        if ino.kind() != FileKind::File {
-            return Err(format!("({}){path}: not a regular file", vol.name));
-        }
-        if ino.size() > limit as u64 {
-            return Err(format!("({}){path}: {} bytes is more than the {limit}-byte limit", vol.name, ino.size()));
-        }
-        let mut buf = alloc::vec![0u8; ino.size() as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            let n =
-                fs.read_at(&ino, done as u64, &mut buf[done..]).map_err(|e| format!("({}){path}: {e}", vol.name))?;
-            if n == 0 {
-                buf.truncate(done);
-                break;
-            }
-            done += n;
-        }
-        Ok(buf)
+        self.volumes[v].read_small(path, limit).map_err(|e| e.to_string())
     }
 
     fn list(&mut self, dev: Option<&str>, dir: &str) -> Result<Vec<String>, String> {
@@ -205,11 +191,10 @@ impl ConfigFs for VolumeFs<'_, '_> {
             return Ok(names);
         }
         let v = self.volume(dev)?;
-        let vol = &self.volumes[v];
-        let mut fs = volume::open(self.disks, vol)?;
-        let ino = fs.lookup(dir).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
-        let entries = fs.read_dir(&ino).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
-        Ok(entries.into_iter().map(|e| e.name).filter(|n| n != "." && n != "..").collect())
+        let vol = &mut self.volumes[v];
+        let ino = vol.fs.lookup(dir).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
+        let entries = vol.fs.read_dir(&ino).map_err(|e| format!("({}){dir}: {e}", vol.name))?;
+        Ok(entries.into_iter().filter(|n| n != "." && n != "..").collect())
     }
 
     fn stat(&mut self, dev: Option<&str>, path: &str) -> Option<Stat> {
@@ -217,11 +202,10 @@ impl ConfigFs for VolumeFs<'_, '_> {
             return md.file(path.trim_start_matches('/')).ok().map(|d| Stat { dir: false, size: d.len() as u64 });
         }
         let v = self.volume(dev).ok()?;
-        let mut fs = volume::open(self.disks, &self.volumes[v]).ok()?;
-        let ino = fs.lookup(path).ok()?;
-        match ino.kind() {
-            FileKind::Dir => Some(Stat { dir: true, size: 0 }),
-            FileKind::File => Some(Stat { dir: false, size: ino.size() }),
+        let ino = self.volumes[v].fs.lookup(path).ok()?;
+        match ino.kind {
+            NodeKind::Dir => Some(Stat { dir: true, size: 0 }),
+            NodeKind::File => Some(Stat { dir: false, size: ino.size }),
             _ => None,
         }
     }
@@ -232,7 +216,7 @@ impl ConfigFs for VolumeFs<'_, '_> {
             SearchBy::Label => SearchKey::Label(value.to_string()),
             SearchBy::File => SearchKey::File(value.to_string()),
         };
-        volume::search(self.disks, self.volumes, &key).map(|i| self.volumes[i].name.clone())
+        volume::search(self.volumes, &key).map(|i| self.volumes[i].name.clone())
     }
 }
 
@@ -309,7 +293,7 @@ fn sources(files: &[String]) -> Vec<Source> {
 /// the first volume that has one.
 pub fn load_config(
     step: &ConfigStep,
-    files: &mut Files<'_>,
+    files: &mut Files<'_, '_>,
     root: &Root,
     domain: &DomainCmdline,
     log: &mut dyn FnMut(String),
@@ -327,7 +311,7 @@ pub fn load_config(
         (c, sources(&step.files))
     };
     if candidates.is_empty() {
-        return Err(BootError("no volume to read a boot configuration from".into()));
+        return Err(BootError::NoConfigVolume);
     }
     let opts = grub::Options::default();
     let mut errors = Vec::new();
@@ -366,19 +350,19 @@ pub fn load_config(
             Err(e) => errors.push(e.to_string()),
         }
     }
-    Err(BootError(match errors.len() {
-        1 => errors.remove(0),
-        _ => format!("no boot configuration on any volume ({})", errors.join("; ")),
-    }))
+    Err(match errors.len() {
+        1 => BootError::Config(errors.remove(0)),
+        _ => BootError::NoConfigAnywhere { errors },
+    })
 }
 
-fn entry_path(bp: &menu::BootPath, files: &Files<'_>, source: &Root) -> Result<FilePath, BootError> {
+fn entry_path(bp: &menu::BootPath, files: &Files<'_, '_>, source: &Root) -> Result<FilePath, BootError> {
     let dev = match &bp.device {
         None => source.clone(),
         Some(d) if d == "memdisk" => Root::Memdisk,
         Some(d) => Root::Volume(
             map_device(d, files.disks, files.volumes)
-                .ok_or_else(|| BootError(format!("{}: no device ({d}) among the volumes", bp.spec)))?,
+                .ok_or_else(|| BootError::EntryDevice { spec: bp.spec.clone(), device: d.clone() })?,
         ),
     };
     let volume = match dev {
@@ -395,18 +379,18 @@ pub fn prepare_entry<'a>(
     choice: &ConfigChoice,
     idx: usize,
     cmdline: Option<&str>,
-    files: &mut Files<'a>,
+    files: &mut Files<'_, 'a>,
     domain: &DomainCmdline,
     mem: &mut dyn GuestMemory,
     log: &mut dyn FnMut(String),
 ) -> Result<Prepared<'a>, BootError> {
-    let e = choice.menu.entries.get(idx).ok_or_else(|| BootError(format!("no entry {idx}")))?;
+    let e = choice.menu.entries.get(idx).ok_or(BootError::EntryIndex { index: idx })?;
     let title = e.display_title();
     if let Some(why) = &e.unsupported {
-        return Err(BootError(format!("entry {title:?}: {why} is not something rxen boots")));
+        return Err(BootError::EntryUnsupported { title, why: why.clone() });
     }
     let Some(k) = &e.kernel else {
-        return Err(BootError(format!("entry {title:?} loads no kernel")));
+        return Err(BootError::EntryNoKernel { title });
     };
     let step = KernelStep {
         kernel: entry_path(k, files, &choice.source)?,
@@ -415,5 +399,5 @@ pub fn prepare_entry<'a>(
         cmdline: cmdline.map_or_else(|| e.grub_cmdline(), ToString::to_string),
     };
     prepare_kernel_step(&step, files, &choice.source, domain, mem, log)
-        .map_err(|err| BootError(format!("entry {title:?}: {}", err.0)))
+        .map_err(|err| BootError::Entry { title, cause: alloc::boxed::Box::new(err) })
 }

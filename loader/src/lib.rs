@@ -24,4 +24,5 @@ pub mod kernel;
 pub mod mem;
 pub mod part;
 pub mod platform;
+pub mod session;
 pub mod volume;

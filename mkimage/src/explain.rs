@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `rxen-mkimage explain`: run the loader's own disk, volume, search and step code on the
-//! host against disk images, and say what the guest would boot and why. A diagnostic for
+//! `rxen-mkimage explain`: run the loader's own boot session on the host against disk
+//! images, and say what the guest would boot and why. A diagnostic for
 //! a person on dom0: it opens the images read-only and never writes anything.
 //!
 //! The disks get the names the guest gives them (`xvda`, `xvdb`, ... as on Xen, or `vda`
@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use rxen_loader::block::{BlockDevice, BlockError, check_request};
-use rxen_loader::boot::{self, Files, Prepared, Root, StepOutcome};
-use rxen_loader::cmdline::parse_domain_cmdline;
-use rxen_loader::config::policy::{Policy, parse_policy};
-use rxen_loader::volume::{self, Disk, GuestMemory};
-use rxen_memdisk::ustar::Archive;
+use rxen_loader::boot::{self, Memdisk};
+use rxen_loader::mem::{E820_RAM, E820Entry, RegionAllocator};
+use rxen_loader::session::console::QuietConsole;
+use rxen_loader::session::{self, BootEnv, BootSummary, EntryInfo, Platform, Trace};
+use rxen_loader::volume::Disk;
 
 /// The policy a plain loader (no memdisk) runs.
-pub const GENERIC_POLICY: &str = include_str!("../../configs/generic.toml");
+pub use rxen_loader::session::GENERIC_POLICY;
 
 /// A disk image file, read with `pread`, 512-byte blocks (a partial last block is left out,
 /// as a block device would).
@@ -51,18 +51,25 @@ impl BlockDevice for FileDisk {
     }
 }
 
-/// Host memory standing in for guest RAM: files "read into the guest" land in leaked
-/// buffers (the process ends right after), at made-up addresses.
-struct HostMemory {
-    next: u64,
+/// The host side of the loader's boot session: the disk images, no clock, leaked host
+/// buffers standing in for guest RAM (the process ends right after), and nothing done
+/// that the guest would do to its disks (grubenv writes are described).
+struct HostPlatform {
+    disks: Vec<Disk>,
 }
 
-impl GuestMemory for HostMemory {
-    fn alloc(&mut self, len: u64) -> Option<(u64, &'static mut [u8])> {
-        let buf: &'static mut [u8] = Box::leak(vec![0u8; usize::try_from(len).ok()?].into_boxed_slice());
-        let at = self.next;
-        self.next = self.next.checked_add(len.next_multiple_of(4096))?;
-        Some((at, buf))
+impl Platform for HostPlatform {
+    fn clock(&self) -> fn() -> u64 {
+        || 0
+    }
+    fn probe_disks(&mut self, _cmdline: &str, _log: &mut dyn FnMut(String)) -> Vec<Disk> {
+        std::mem::take(&mut self.disks)
+    }
+    unsafe fn map_guest(&mut self, _paddr: u64, len: u64) -> Option<&'static mut [u8]> {
+        Some(Box::leak(vec![0u8; usize::try_from(len).ok()?].into_boxed_slice()))
+    }
+    fn dry_run(&self) -> bool {
+        true
     }
 }
 
@@ -75,37 +82,18 @@ pub struct Explanation {
     /// Each step tried: (label, outcome).
     pub steps: Vec<(String, String)>,
     pub files_read: Vec<(String, u64)>,
-    /// The guest configuration's entries, when a config step read one: (title, kernel,
-    /// initrds, command line, is it the default).
-    pub entries: Vec<ConfigEntry>,
-    pub boot: Option<BootChoice>,
+    /// The guest configuration's entries, when a config step read one.
+    pub entries: Vec<EntryInfo>,
+    pub boot: Option<BootSummary>,
 }
 
-/// An entry of the guest's boot configuration.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ConfigEntry {
-    pub title: String,
-    pub kernel: String,
-    pub initrds: Vec<String>,
-    pub cmdline: String,
-    pub default: bool,
-}
+/// Guest RAM as explain pretends it: 4 GiB, the first MiB and a memdisk taken.
+const FAKE_RAM: u64 = 4 << 30;
+const FAKE_MEMDISK_AT: u64 = 0x20_0000;
 
-/// The kernel the guest would boot.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct BootChoice {
-    pub step: String,
-    /// The configuration entry, for a config step.
-    pub entry: Option<String>,
-    pub kind: String,
-    pub kernel_bytes: u64,
-    pub initrds: Vec<u64>,
-    pub cmdline: String,
-}
-
-/// Run the policy of `image` (or the generic one) against `disks`.
+/// Run the policy of `image` (or the generic one) against `disks`: the loader's own
+/// boot session ([`session::run`]) over a host platform.
 pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmdline: &str) -> Result<Explanation> {
-    let mut ex = Explanation::default();
     let memdisk_bytes: Option<Vec<u8>> = match image {
         Some(img) => {
             let info = crate::image::read_image(img)?;
@@ -119,155 +107,36 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
         }
         None => None,
     };
-    let memdisk = memdisk_bytes.as_deref().map(Archive::new);
-    let policy_text = match &memdisk {
-        Some(md) => {
-            String::from_utf8(md.file("rxen.toml").map_err(|e| anyhow!("image memdisk: rxen.toml: {e}"))?.to_vec())
-                .map_err(|_| anyhow!("image memdisk: rxen.toml is not UTF-8"))?
-        }
-        None => GENERIC_POLICY.to_string(),
-    };
-    let policy: Policy = parse_policy(&policy_text).map_err(|e| anyhow!("{}", e.in_file("rxen.toml")))?;
-
     let mut disk_list = Vec::new();
     for (i, p) in disks.iter().enumerate() {
-        let name = disk_name(i, virtio);
         let dev = FileDisk::open(p)?;
-        ex.disks.push((name.clone(), p.display().to_string()));
-        disk_list.push(Disk { name, desc: p.display().to_string(), dev: Box::new(dev) });
+        disk_list.push(Disk::new(disk_name(i, virtio), p.display().to_string(), Box::new(dev)));
     }
-    let vols = volume::scan(&mut disk_list, &mut |m| ex.messages.push(m));
-    ex.volumes = vols.iter().map(|v| v.describe()).collect();
-
-    let domain = parse_domain_cmdline(domain_cmdline);
-    ex.messages.extend(domain.warnings.iter().cloned());
-    let order = boot::step_order(&policy, &domain).map_err(|e| anyhow!("{e}"))?;
-    let mut files =
-        Files { memdisk, modules: &[], disks: &mut disk_list, volumes: &vols, reads: Vec::new(), clock: || 0 };
-    let mut mem = HostMemory { next: 0x100_0000 };
-    let mut root = Root::Memdisk;
-    let mut search_failed = false;
-    for i in order {
-        let step = &policy.steps[i];
-        let label = boot::step_label(&policy, i);
-        if search_failed && boot::step_uses_root(step) {
-            ex.steps.push((label, "skipped: the search before it found nothing".into()));
-            continue;
-        }
-        let mut log = Vec::new();
-        let r = boot::run_step(step, &mut files, &root, &domain, &mut mem, &mut |m| log.push(m));
-        ex.messages.extend(log);
-        for (what, bytes, _) in files.reads.drain(..) {
-            ex.files_read.push((what, bytes));
-        }
-        match r {
-            Ok(StepOutcome::Root(v)) => {
-                ex.steps.push((label, format!("root is now ({})", vols[v].name)));
-                root = Root::Volume(v);
-                search_failed = false;
-            }
-            Ok(StepOutcome::Boot(p)) => {
-                let (kind, kernel_bytes, initrd, cmdline) = match p {
-                    Prepared::Linux { kernel, initrd, cmdline } => {
-                        ("Linux bzImage", kernel.image().len() as u64, initrd, cmdline)
-                    }
-                    Prepared::Pvh { image, initrd, cmdline, .. } => ("PVH ELF", image.len() as u64, initrd, cmdline),
-                };
-                ex.steps.push((label.clone(), "boots".into()));
-                ex.boot = Some(BootChoice {
-                    step: label,
-                    entry: None,
-                    kind: kind.into(),
-                    kernel_bytes,
-                    initrds: initrd.iter().map(|f| f.data.len() as u64).collect(),
-                    cmdline,
-                });
-                break;
-            }
-            Ok(StepOutcome::Config(choice)) => {
-                let default = choice.selection.map(|s| s.entry);
-                for (i, e) in choice.menu.entries.iter().enumerate() {
-                    ex.entries.push(ConfigEntry {
-                        title: e.display_title(),
-                        kernel: e.kernel.as_ref().map(|k| k.to_string()).unwrap_or_default(),
-                        initrds: e.initrds.iter().map(|p| p.to_string()).collect(),
-                        cmdline: e.grub_cmdline(),
-                        default: Some(i) == default,
-                    });
-                }
-                let mut booted = None;
-                let mut why = Vec::new();
-                for idx in choice.try_order() {
-                    let mut log = Vec::new();
-                    let r = rxen_loader::bootcfg::prepare_entry(
-                        &choice,
-                        idx,
-                        None,
-                        &mut files,
-                        &domain,
-                        &mut mem,
-                        &mut |m| log.push(m),
-                    );
-                    ex.messages.extend(log);
-                    for (what, bytes, _) in files.reads.drain(..) {
-                        ex.files_read.push((what, bytes));
-                    }
-                    match r {
-                        Ok(p) => {
-                            booted = Some((idx, p));
-                            break;
-                        }
-                        Err(e) => why.push(e.to_string()),
-                    }
-                }
-                match booted {
-                    Some((idx, p)) => {
-                        let (kind, kernel_bytes, initrd, cmdline) = match p {
-                            Prepared::Linux { kernel, initrd, cmdline } => {
-                                ("Linux bzImage", kernel.image().len() as u64, initrd, cmdline)
-                            }
-                            Prepared::Pvh { image, initrd, cmdline, .. } => {
-                                ("PVH ELF", image.len() as u64, initrd, cmdline)
-                            }
-                        };
-                        let title = choice.menu.entries[idx].display_title();
-                        ex.steps.push((label.clone(), format!("{}: boots entry {title:?}", choice.menu.file)));
-                        for w in choice.menu.env_writes_for(idx) {
-                            ex.messages.push(format!(
-                                "{}: the config saves {} to {}: {}",
-                                w.at,
-                                rxen_loader::config::grubenv::describe_changes(&w.vars),
-                                w.file,
-                                if choice.write_grubenv {
-                                    "the loader would write it (write_grubenv)"
-                                } else {
-                                    "not written (the policy does not set write_grubenv)"
-                                }
-                            ));
-                        }
-                        ex.boot = Some(BootChoice {
-                            step: label,
-                            entry: Some(title),
-                            kind: kind.into(),
-                            kernel_bytes,
-                            initrds: initrd.iter().map(|f| f.data.len() as u64).collect(),
-                            cmdline,
-                        });
-                        break;
-                    }
-                    None => {
-                        let w = if why.is_empty() { "no entry to boot".to_string() } else { why.join("; ") };
-                        ex.steps.push((label, format!("failed: {}: {w}", choice.menu.file)));
-                    }
-                }
-            }
-            Err(e) => {
-                search_failed = matches!(step.kind, rxen_loader::config::policy::StepKind::Search(_));
-                ex.steps.push((label, format!("failed: {e}")));
-            }
-        }
+    let mut ram = RegionAllocator::from_e820([E820Entry { addr: 0, size: FAKE_RAM, kind: E820_RAM }], FAKE_RAM);
+    ram.reserve(0, boot::LOW_MEMORY_END);
+    let memdisk = memdisk_bytes.as_deref().map(|bytes| {
+        ram.reserve(FAKE_MEMDISK_AT, bytes.len() as u64);
+        Memdisk { bytes, paddr: FAKE_MEMDISK_AT }
+    });
+    let e820 = [E820Entry { addr: 0, size: FAKE_RAM, kind: E820_RAM }];
+    let env = BootEnv { cmdline: domain_cmdline, memdisk, modules: &[], ram, e820: &e820, rsdp: 0 };
+    let mut trace = Trace::default();
+    let mut platform = HostPlatform { disks: disk_list };
+    let mut con = QuietConsole::default();
+    let outcome = session::run(env, &mut platform, &mut con, &mut trace);
+    if let Some(e) = trace.fatal {
+        return Err(anyhow!("image memdisk: {e}"));
     }
-    Ok(ex)
+    drop(outcome);
+    Ok(Explanation {
+        disks: trace.disks,
+        volumes: trace.volumes,
+        messages: trace.messages,
+        steps: trace.steps,
+        files_read: trace.files_read,
+        entries: trace.entries,
+        boot: trace.boot,
+    })
 }
 
 fn disk_name(i: usize, virtio: bool) -> String {

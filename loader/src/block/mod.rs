@@ -112,6 +112,45 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
 }
 
+/// One disk that several readers share: the partition table scan, and each volume on
+/// it (a partition view, later an LVM logical volume or an md mirror leg). Clones are
+/// handles to the same device. Calls never nest, so the borrow always succeeds; a nested
+/// call would get [`BlockError::Broken`], not a panic.
+#[derive(Clone)]
+pub struct SharedDisk(alloc::rc::Rc<core::cell::RefCell<alloc::boxed::Box<dyn BlockDevice>>>);
+
+impl SharedDisk {
+    pub fn new(dev: alloc::boxed::Box<dyn BlockDevice>) -> Self {
+        SharedDisk(alloc::rc::Rc::new(core::cell::RefCell::new(dev)))
+    }
+}
+
+impl fmt::Debug for SharedDisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedDisk")
+    }
+}
+
+const NESTED: BlockError = BlockError::Broken("nested use of a shared disk");
+
+impl BlockDevice for SharedDisk {
+    fn block_size(&self) -> u32 {
+        self.0.try_borrow().map_or(512, |d| d.block_size())
+    }
+    fn num_blocks(&self) -> u64 {
+        self.0.try_borrow().map_or(0, |d| d.num_blocks())
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.0.try_borrow_mut().map_err(|_| NESTED)?.read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.0.try_borrow_mut().map_err(|_| NESTED)?.write_blocks(lba, buf)
+    }
+    fn release(&mut self) -> Result<(), alloc::string::String> {
+        self.0.try_borrow_mut().map_err(|_| alloc::string::String::from("disk in use"))?.release()
+    }
+}
+
 /// Check a request against a device: whole blocks, inside the device.
 pub fn check_request(block_size: u32, num_blocks: u64, lba: u64, len: usize) -> Result<u64, BlockError> {
     let bs = block_size as usize;

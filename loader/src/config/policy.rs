@@ -95,32 +95,7 @@ pub struct ConfigStep {
 /// Default [`ConfigStep::max_timeout`].
 pub const DEFAULT_MAX_MENU_TIMEOUT: u32 = 10;
 
-/// What a `search` step looks for (GRUB's `search --file/--fs-uuid/--label`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SearchKey {
-    /// `file = "/vmlinuz"`: the first volume holding this file.
-    File(String),
-    /// `fs_uuid = "..."`: the filesystem UUID (as blkid prints it; case-insensitive).
-    FsUuid(String),
-    /// `label = "..."`: the filesystem label.
-    Label(String),
-    /// `part_uuid = "..."`: the partition's UUID (GPT unique GUID, or MBR `xxxxxxxx-NN`).
-    PartUuid(String),
-    /// `part_label = "..."`: the GPT partition name.
-    PartLabel(String),
-}
-
-impl fmt::Display for SearchKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SearchKey::File(v) => write!(f, "file {v}"),
-            SearchKey::FsUuid(v) => write!(f, "fs_uuid {v}"),
-            SearchKey::Label(v) => write!(f, "label {v:?}"),
-            SearchKey::PartUuid(v) => write!(f, "part_uuid {v}"),
-            SearchKey::PartLabel(v) => write!(f, "part_label {v:?}"),
-        }
-    }
-}
+pub use crate::volume::SearchKey;
 
 /// A fixed kernel, its initrds and command line.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! ext2/3/4, read-only.
+//! ext2/3/4 (read; the grubenv block rewritten in place).
 //!
 //! Format reference: Linux `Documentation/filesystems/ext4/` (the on-disk layout chapters:
 //! `super.rst`, `group_descr.rst`, `inodes.rst`, `ifork.rst`, `blockmap.rst`,
@@ -16,6 +16,7 @@
 mod blockmap;
 mod dir;
 mod extent;
+mod filesystem;
 mod group;
 mod inode;
 mod journal;
@@ -29,6 +30,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use filesystem::mount;
 pub use inode::Inode;
 
 use crate::block::{BlockDevice, BlockError, read_bytes, write_bytes};

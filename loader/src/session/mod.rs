@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One boot session, from the policy to a launch plan: [`run`].
+//!
+//! The session reads the policy (the memdisk's `rxen.toml`, else the generic one), asks
+//! the [`Platform`] for the guest's disks when a step can use them, mounts every volume
+//! once, tries the policy's steps in order (search, kernel, config — with the menu on
+//! the [`Console`]), places the chosen kernel in guest RAM, carries out the grubenv
+//! writes the policy allows, hands the disks back, and returns a [`LaunchPlan`] for the
+//! binary to copy and jump. When nothing boots it offers the step chooser (when the
+//! policy or `rxen.prompt` asks and a person is there) and returns [`Outcome::PowerOff`].
+//!
+//! `pvh-boot` runs it over the hardware platform (`platform::pvh`); `rxen-mkimage
+//! explain` runs the very same function over disk images with a host platform and a
+//! console that never waits, so explain shows the loader's own decision.
+
+pub mod console;
+pub mod menu;
+pub mod plan;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::block::BlockDevice;
+use crate::boot::{self, BootError, Files, Memdisk, ModuleData, Prepared, Root};
+use crate::bootcfg::{self, ConfigChoice, VolumeFs};
+
+use crate::cmdline::{DomainCmdline, parse_domain_cmdline};
+use crate::config::menu::EnvWrite;
+use crate::config::policy::{OnFailure, Policy, Step, StepKind, parse_policy};
+use crate::mem::{E820Entry, PAGE, RegionAllocator};
+use crate::say;
+use crate::volume::{self, Disk, GuestMemory, Volume};
+pub use console::Console;
+pub use plan::{BootSummary, LaunchPlan};
+
+/// The shipped generic policy, used when the image has no memdisk.
+pub const GENERIC_POLICY: &str = include_str!("../../../configs/generic.toml");
+
+/// Guest RAM the loader places things in lies below this (identity map).
+const GUEST_LIMIT: u64 = 1 << 32;
+
+/// What the session needs of the machine it runs on.
+pub trait Platform {
+    /// A microsecond clock (read timings for `rxen.debug`): a plain function, so file
+    /// reads can time themselves while the platform is lent out for guest pages.
+    fn clock(&self) -> fn() -> u64;
+    /// The guest's disks (Xen blkfront, or virtio). `cmdline` is the domain's command
+    /// line (it may describe devices). Problems go to `log`.
+    fn probe_disks(&mut self, cmdline: &str, log: &mut dyn FnMut(String)) -> Vec<Disk>;
+    /// A slice over guest RAM `[paddr, paddr + len)`.
+    ///
+    /// # Safety
+    /// The range must be free RAM below 4 GiB that no one else uses, handed to this
+    /// function once per boot.
+    unsafe fn map_guest(&mut self, paddr: u64, len: u64) -> Option<&'static mut [u8]>;
+    /// After the disks were handed back: what is still held (Xen grants), if anything.
+    fn after_release(&mut self) -> Option<String> {
+        None
+    }
+    /// Decide, never act (`explain`): grubenv writes are described, not done.
+    fn dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// What the boot starts from.
+pub struct BootEnv<'a> {
+    /// The domain's command line (xl `extra=`).
+    pub cmdline: &'a str,
+    pub memdisk: Option<Memdisk<'a>>,
+    pub modules: &'a [ModuleData<'a>],
+    /// Free guest RAM (everything the loader and firmware use already reserved).
+    pub ram: RegionAllocator,
+    /// The memory map the kernel is handed.
+    pub e820: &'a [E820Entry],
+    pub rsdp: u64,
+}
+
+/// How the session ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Boot(LaunchPlan),
+    /// Nothing booted (code 2), or the policy could not be read (code 1).
+    PowerOff {
+        code: u8,
+    },
+}
+
+/// An entry of the guest's boot configuration, for `explain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub title: String,
+    pub kernel: String,
+    pub initrds: Vec<String>,
+    pub cmdline: String,
+    pub default: bool,
+}
+
+/// What happened, step by step, for `explain` (the console shows the same as text).
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// (name, description).
+    pub disks: Vec<(String, String)>,
+    pub volumes: Vec<String>,
+    /// Notes: scan problems, command-line warnings, step logs, grubenv writes.
+    pub messages: Vec<String>,
+    /// (step label, outcome).
+    pub steps: Vec<(String, String)>,
+    /// (file, bytes) read from disks.
+    pub files_read: Vec<(String, u64)>,
+    pub entries: Vec<EntryInfo>,
+    pub boot: Option<BootSummary>,
+    /// Why the session could not start (the policy), when it could not.
+    pub fatal: Option<String>,
+}
+
+/// A step's name for messages: its `name`, or `#N (line L)`.
+pub fn step_label(policy: &Policy, i: usize) -> String {
+    let s = &policy.steps[i];
+    match &s.name {
+        Some(n) => n.clone(),
+        None => format!("#{i} (line {})", s.line),
+    }
+}
+
+/// Whether a step reads from the root volume (a path without a volume).
+pub fn step_uses_root(step: &Step) -> bool {
+    match &step.kind {
+        StepKind::Kernel(k) => core::iter::once(&k.kernel).chain(&k.initrd).any(|p| p.volume.is_none()),
+        // A config step reads the root volume when there is one, else looks at them all.
+        StepKind::Search(_) | StepKind::Config(_) => false,
+    }
+}
+
+/// The order to try steps in: `rxen.step=NAME` from the domain first, then the policy's.
+pub fn step_order(policy: &Policy, domain: &DomainCmdline) -> Result<Vec<usize>, BootError> {
+    let mut order = policy.order();
+    if let Some(want) = &domain.options.step {
+        let Some(i) = policy.steps.iter().position(|s| s.name.as_deref() == Some(want.as_str())) else {
+            return Err(BootError::UnknownStep { name: want.clone() });
+        };
+        order.retain(|&j| j != i);
+        order.insert(0, i);
+    }
+    Ok(order)
+}
+
+/// Whether any step can read from the guest's disks.
+pub fn policy_uses_disks(policy: &Policy) -> bool {
+    policy.steps.iter().any(|s| match &s.kind {
+        StepKind::Search(_) | StepKind::Config(_) => true,
+        StepKind::Kernel(k) => core::iter::once(&k.kernel)
+            .chain(&k.initrd)
+            .any(|p| p.volume.as_deref().is_some_and(|v| v != "memdisk" && !v.starts_with("module"))),
+    })
+}
+
+/// Files read from disk go into pages of the boot's one allocator, each handed out once
+/// for the whole boot (never again in a later attempt).
+struct Pages<'p> {
+    ram: &'p mut RegionAllocator,
+    platform: &'p mut dyn Platform,
+}
+
+impl GuestMemory for Pages<'_> {
+    fn alloc(&mut self, len: u64) -> Option<(u64, &'static mut [u8])> {
+        let at = self.ram.alloc_top(len, PAGE, GUEST_LIMIT)?;
+        // SAFETY: [at, at + len) was just taken from the boot's allocator, which holds
+        // only free RAM below 4 GiB and never hands a range out twice (nothing releases
+        // it), so no one else uses it.
+        let buf = unsafe { self.platform.map_guest(at, len) }?;
+        Some((at, buf))
+    }
+}
+
+/// One boot: the session's state between steps.
+struct Session<'s, 'a> {
+    con: &'s mut dyn Console,
+    platform: &'s mut dyn Platform,
+    trace: &'s mut Trace,
+    policy: Policy,
+    domain: DomainCmdline,
+    env: BootEnv<'a>,
+    root: Root,
+    search_failed: bool,
+    tried: Vec<String>,
+}
+
+/// Run a boot from the policy to a launch plan (or a power-off), over `platform` and
+/// `con`; `trace` receives what happened.
+pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console, trace: &mut Trace) -> Outcome {
+    let domain = parse_domain_cmdline(env.cmdline);
+    for w in &domain.warnings {
+        say!(con, "{w}");
+        trace.messages.push(w.clone());
+    }
+    let policy_text = match &env.memdisk {
+        Some(md) => match md.archive().file("rxen.toml") {
+            Ok(b) => core::str::from_utf8(b).map_err(|_| "rxen.toml: not UTF-8".to_string()),
+            Err(e) => Err(format!("rxen.toml: {e}")),
+        },
+        None => Ok(GENERIC_POLICY),
+    };
+    let policy = policy_text.and_then(|t| parse_policy(t).map_err(|e| e.in_file("rxen.toml").to_string()));
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => {
+            say!(con, "fatal: {e}");
+            say!(con, "powering off");
+            trace.fatal = Some(e);
+            return Outcome::PowerOff { code: 1 };
+        }
+    };
+
+    // Disks are probed only when the policy can use them (or to show them with
+    // rxen.debug): a standalone image with its kernel in the memdisk never touches them.
+    let mut disks = Vec::new();
+    if policy_uses_disks(&policy) || domain.options.debug {
+        let mut notes = Vec::new();
+        disks = platform.probe_disks(env.cmdline, &mut |m| notes.push(m));
+        for m in notes {
+            say!(con, "{m}");
+            trace.messages.push(m);
+        }
+    }
+    for d in &disks {
+        trace.disks.push((d.name.clone(), d.desc.clone()));
+        if domain.options.debug {
+            let mut dev = d.dev.clone();
+            let mut sector0 = alloc::vec![0u8; dev.block_size() as usize];
+            let crc = match dev.read_blocks(0, &mut sector0) {
+                Ok(()) => format!("0x{:08x}", crate::crc::crc32(&sector0)),
+                Err(e) => format!("unreadable ({e})"),
+            };
+            say!(
+                con,
+                "disk {}: {}, {} sectors of {} bytes, sector0 crc32 {crc}",
+                d.name,
+                d.desc,
+                dev.num_blocks(),
+                dev.block_size()
+            );
+        }
+    }
+    let mut notes = Vec::new();
+    let mut volumes = volume::scan(&disks, &mut |m| notes.push(m));
+    for m in notes {
+        say!(con, "{m}");
+        trace.messages.push(m);
+    }
+    for v in &volumes {
+        say!(con, "volume {}", v.describe());
+        trace.volumes.push(v.describe());
+    }
+
+    let order = step_order(&policy, &domain).unwrap_or_else(|e| {
+        say!(con, "{e}");
+        policy.order()
+    });
+    let prompt_now = domain.options.prompt && con.interactive();
+    if domain.options.prompt && !prompt_now {
+        say!(con, "rxen.prompt: no console to prompt on; trying the steps");
+    }
+    let on_failure = policy.on_failure;
+    let mut s = Session {
+        con,
+        platform,
+        trace,
+        policy,
+        domain,
+        env,
+        root: Root::Memdisk,
+        search_failed: false,
+        tried: Vec::new(),
+    };
+    if !prompt_now {
+        for i in order {
+            if let Some(plan) = s.attempt(i, &disks, &mut volumes) {
+                return Outcome::Boot(plan);
+            }
+        }
+    }
+    if !volumes.is_empty() || !disks.is_empty() {
+        say!(s.con, "{} disk(s), {} volume(s) found", disks.len(), volumes.len());
+    }
+    if !prompt_now {
+        say!(s.con, "nothing to boot; tried:");
+        for t in &s.tried {
+            say!(s.con, "  {t}");
+        }
+    }
+    if (on_failure == OnFailure::Prompt || prompt_now) && s.con.interactive() {
+        loop {
+            say!(s.con, "steps:");
+            for i in 0..s.policy.steps.len() {
+                say!(s.con, "  {}. {}", i + 1, step_label(&s.policy, i));
+            }
+            say!(s.con, "> step number or name to try, or 'off' to power off:");
+            let Some(line) = console::read_line(s.con, "", console::PROMPT_LINE_MAX) else { break };
+            let want = line.trim();
+            if want == "off" {
+                break;
+            }
+            if want.is_empty() {
+                continue;
+            }
+            let steps = &s.policy.steps;
+            let pick = want
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&n| n < steps.len())
+                .or_else(|| steps.iter().position(|st| st.name.as_deref() == Some(want)));
+            match pick {
+                Some(i) => {
+                    if let Some(plan) = s.attempt(i, &disks, &mut volumes) {
+                        return Outcome::Boot(plan);
+                    }
+                }
+                None => say!(s.con, "no step {want:?}"),
+            }
+        }
+    }
+    say!(s.con, "powering off");
+    Outcome::PowerOff { code: 2 }
+}
+
+impl Session<'_, '_> {
+    fn log(&mut self, m: String) {
+        say!(self.con, "{m}");
+        self.trace.messages.push(m);
+    }
+
+    /// With `rxen.debug`, print each file read from a disk: its size, the time and the
+    /// rate. Always empties the list.
+    fn report_reads(&mut self, reads: &mut Vec<(String, u64, u64)>) {
+        for (what, bytes, us) in reads.drain(..) {
+            if self.domain.options.debug {
+                let rate = bytes.saturating_mul(1_000_000) / us.max(1) / (1 << 20);
+                say!(
+                    self.con,
+                    "read {what}: {} in {}.{:03} s ({rate} MiB/s)",
+                    boot::size_str(bytes),
+                    us / 1_000_000,
+                    us / 1000 % 1000
+                );
+            }
+            self.trace.files_read.push((what, bytes));
+        }
+    }
+
+    /// One attempt at step `i`: a plan when it boots.
+    fn attempt(&mut self, i: usize, disks: &[Disk], volumes: &mut [Volume]) -> Option<LaunchPlan> {
+        let step = self.policy.steps[i].clone();
+        let label = step_label(&self.policy, i);
+        if self.search_failed && step_uses_root(&step) {
+            say!(self.con, "step {label} skipped: the search before it found nothing");
+            self.trace.steps.push((label, "skipped: the search before it found nothing".into()));
+            return None;
+        }
+        say!(self.con, "step {label}");
+        let r = self.run_step(&step, &label, disks, volumes);
+        match r {
+            Ok(Some(plan)) => return Some(plan),
+            Ok(None) => {}
+            Err(e) => {
+                self.search_failed = matches!(step.kind, StepKind::Search(_));
+                say!(self.con, "step {label} failed: {e}");
+                self.trace.steps.push((label.clone(), format!("failed: {e}")));
+                self.tried.push(format!("{label}: {e}"));
+            }
+        }
+        None
+    }
+
+    fn run_step(
+        &mut self,
+        step: &Step,
+        label: &str,
+        disks: &[Disk],
+        volumes: &mut [Volume],
+    ) -> Result<Option<LaunchPlan>, BootError> {
+        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
+        let mut logs = Vec::new();
+        match &step.kind {
+            StepKind::Search(key) => match volume::search(volumes, key) {
+                Some(v) => {
+                    say!(self.con, "root is now ({})", volumes[v].name);
+                    self.trace.steps.push((label.into(), format!("root is now ({})", volumes[v].name)));
+                    self.root = Root::Volume(v);
+                    self.search_failed = false;
+                    Ok(None)
+                }
+                None => Err(BootError::Search { key: key.clone(), volumes: volumes.len(), disks: disks.len() }),
+            },
+            StepKind::Kernel(k) => {
+                let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+                let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
+                let r =
+                    boot::prepare_kernel_step(k, &mut files, &self.root, &self.domain, &mut mem, &mut |m| logs.push(m));
+                let mut reads = core::mem::take(&mut files.reads);
+                drop(files);
+                for m in logs {
+                    self.log(m);
+                }
+                self.report_reads(&mut reads);
+                let p = r?;
+                let plan = self.launch(&p, label, None, disks, volumes, None)?;
+                self.trace.steps.push((label.into(), "boots".into()));
+                Ok(Some(plan))
+            }
+            StepKind::Config(c) => {
+                let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+                let choice = bootcfg::load_config(c, &mut files, &self.root, &self.domain, &mut |m| logs.push(m));
+                drop(files);
+                for m in logs {
+                    self.log(m);
+                }
+                self.config(&choice?, label, disks, volumes).map(Some)
+            }
+        }
+    }
+
+    /// A configuration was read: the menu, then its entries in order until one boots.
+    fn config(
+        &mut self,
+        choice: &ConfigChoice,
+        label: &str,
+        disks: &[Disk],
+        volumes: &mut [Volume],
+    ) -> Result<LaunchPlan, BootError> {
+        say!(self.con, "{}: {} entries", choice.menu.file, choice.menu.entries.len());
+        let default = choice.selection.map(|s| s.entry);
+        for (i, e) in choice.menu.entries.iter().enumerate() {
+            self.trace.entries.push(EntryInfo {
+                title: e.display_title(),
+                kernel: e.kernel.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+                initrds: e.initrds.iter().map(|p| p.to_string()).collect(),
+                cmdline: e.grub_cmdline(),
+                default: Some(i) == default,
+            });
+        }
+        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
+        let picked = {
+            let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+            let mut fs = VolumeFs::of(&mut files, choice.source.clone());
+            menu::run(choice, &mut fs, self.domain.options.menu, self.con)
+        };
+        let mut order: Vec<(usize, Option<String>)> = picked.into_iter().collect();
+        for i in choice.try_order() {
+            if !order.iter().any(|(j, _)| *j == i) {
+                order.push((i, None));
+            }
+        }
+        let mut why = Vec::new();
+        for (idx, edited) in order {
+            let title = choice.menu.entries[idx].display_title();
+            say!(self.con, "entry {title:?}");
+            let mut logs = Vec::new();
+            let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+            let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
+            let r =
+                bootcfg::prepare_entry(choice, idx, edited.as_deref(), &mut files, &self.domain, &mut mem, &mut |m| {
+                    logs.push(m)
+                });
+            let mut reads = core::mem::take(&mut files.reads);
+            drop(files);
+            for m in logs {
+                self.log(m);
+            }
+            self.report_reads(&mut reads);
+            let r = r.and_then(|p| self.launch(&p, label, Some((choice, idx)), disks, volumes, Some(title.clone())));
+            match r {
+                Ok(plan) => {
+                    self.trace.steps.push((label.into(), format!("{}: boots entry {title:?}", choice.menu.file)));
+                    return Ok(plan);
+                }
+                Err(e) => {
+                    say!(self.con, "{e}");
+                    why.push(e.to_string());
+                }
+            }
+        }
+        Err(match why.pop() {
+            None => BootError::NoEntry { file: choice.menu.file.clone() },
+            Some(last) => {
+                // Explain lists every entry's failure; the console already showed them.
+                let all = if why.is_empty() { last.clone() } else { format!("{}; {last}", why.join("; ")) };
+                self.trace.messages.push(format!("{}: {all}", choice.menu.file));
+                BootError::Config(last)
+            }
+        })
+    }
+
+    /// The grubenv writes of entry `idx`: done (before the jump, once the boot is sure),
+    /// described (`explain`), or refused when the policy does not allow them.
+    fn grubenv(&mut self, choice: &ConfigChoice, idx: usize, disks: &[Disk], volumes: &mut [Volume]) {
+        let writes: Vec<&EnvWrite> = choice.menu.env_writes_for(idx).collect();
+        let dry = self.platform.dry_run();
+        for w in &writes {
+            let what = crate::config::grubenv::describe_changes(&w.vars);
+            let verdict = match (choice.write_grubenv, dry) {
+                (true, true) => "the loader would write it (write_grubenv)",
+                (true, false) => "written (write_grubenv)",
+                (false, _) => "not written (the policy does not set write_grubenv)",
+            };
+            self.trace.messages.push(format!("{}: the config saves {what} to {}: {verdict}", w.at, w.file));
+            if !choice.write_grubenv && !dry {
+                let vars: Vec<&str> = w.vars.iter().map(|(k, _)| k.as_str()).collect();
+                say!(
+                    self.con,
+                    "{}: not saving {} to {}: the policy does not allow grubenv writes (write_grubenv)",
+                    w.at,
+                    vars.join(" "),
+                    w.file
+                );
+            }
+        }
+        if !choice.write_grubenv || dry || writes.is_empty() {
+            return;
+        }
+        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
+        let mut files = Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock };
+        let mut fs = VolumeFs::of(&mut files, choice.source.clone());
+        for r in fs.write_grubenv(&writes) {
+            match r {
+                Ok(m) => say!(self.con, "grubenv: {m}"),
+                Err(e) => say!(self.con, "grubenv: {e}"),
+            }
+        }
+    }
+
+    /// Place a prepared kernel and build the plan; then (nothing can fail any more) the
+    /// entry's grubenv writes and the disks handed back.
+    fn launch(
+        &mut self,
+        p: &Prepared,
+        label: &str,
+        entry: Option<(&ConfigChoice, usize)>,
+        disks: &[Disk],
+        volumes: &mut [Volume],
+        title: Option<String>,
+    ) -> Result<LaunchPlan, BootError> {
+        // Placement works on a copy: a plan that fails leaves the boot's RAM as it was.
+        let mut ram = self.env.ram.clone();
+        let memdisk = self.env.memdisk.map(|m| (m.paddr, m.bytes.len() as u64));
+        let (copies, jump, msg) = plan::build(p, &mut ram, self.env.e820, self.env.rsdp, memdisk)?;
+        if let Some(msg) = msg {
+            say!(self.con, "{msg}");
+        }
+        if let Some((choice, idx)) = entry {
+            self.grubenv(choice, idx, disks, volumes);
+        }
+        // Hand every disk back before the kernel starts (Xen blkfront: the kernel's own
+        // driver must find the backend ready to connect). A failure is reported, not
+        // fatal: the kernel may not need that disk.
+        let mut quiesced = Vec::new();
+        for d in disks {
+            match d.dev.clone().release() {
+                Ok(()) => quiesced.push(d.name.clone()),
+                Err(e) => say!(self.con, "warning: {}: could not hand the disk back: {e}", d.name),
+            }
+        }
+        if let Some(w) = self.platform.after_release() {
+            say!(self.con, "warning: {w}");
+        }
+        let (kind, kernel_bytes, initrds, cmdline) = p.summary();
+        match jump {
+            plan::Jump::Pvh { entry, .. } => say!(self.con, "booting PVH kernel at {entry:#x}: {cmdline}"),
+            _ => say!(self.con, "booting: {cmdline}"),
+        }
+        let summary = BootSummary {
+            step: label.into(),
+            entry: title,
+            kind: kind.into(),
+            kernel_bytes,
+            initrds,
+            cmdline: cmdline.into(),
+        };
+        self.trace.boot = Some(summary.clone());
+        Ok(LaunchPlan { copies, jump, quiesced, summary })
+    }
+}
