@@ -2,7 +2,7 @@
 //! The pieces of one boot attempt, pure: where files come from ([`Files`]: the memdisk,
 //! the domain's modules, the guest's volumes), a kernel step's files and command line
 //! ([`prepare_kernel_step`]), and where a kernel and its companions go in guest RAM
-//! ([`place_linux`], [`place_pvh`]). [`crate::session`] strings them together.
+//! ([`place_linux`], [`place_pvh`]). The boot session strings them together.
 
 use alloc::boxed::Box;
 use alloc::format;

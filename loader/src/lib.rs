@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! rxen's in-guest loader, as a library.
 //!
-//! Everything here except [`platform`] is pure: it takes byte slices and plain structs,
-//! builds and tests on the host, and is what the fuzzers drive. The freestanding images
-//! (`src/bin/pvh_boot.rs`) are thin: entry asm, the allocator, the panic handler, and a
-//! call into [`boot`].
+//! Everything here except [`platform`], [`drivers`] and [`pvh`] is pure: it takes byte
+//! slices, plain structs and the small traits at the seams (`BlockDevice`, `Filesystem`,
+//! `session::Console`, `session::Platform`), builds and tests on the host, and is what
+//! the fuzzers drive. The freestanding image (`src/bin/pvh_boot.rs`) is thin: entry asm,
+//! the allocator, the panic handler and the jump around [`pvh::boot`], which runs
+//! [`session::run`]. docs/architecture.md walks one boot through these modules.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -24,5 +26,6 @@ pub mod kernel;
 pub mod mem;
 pub mod part;
 pub mod platform;
+pub mod pvh;
 pub mod session;
 pub mod volume;

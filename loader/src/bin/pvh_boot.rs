@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `pvh-boot`: rxen's loader for PVH domains (Xen `type = "pvh"`, and QEMU `-kernel`).
 //! Thin on purpose: the entry asm, the heap, the panic handler and the final jump. The
-//! hardware platform is `rxen_loader::platform::pvh`; the boot itself is
+//! hardware platform is `rxen_loader::pvh`; the boot itself is
 //! `rxen_loader::session::run`, which returns the plan this file carries out.
 #![no_std]
 #![no_main]
@@ -9,7 +9,7 @@
 extern crate alloc;
 
 use linked_list_allocator::LockedHeap;
-use rxen_loader::platform::pvh;
+use rxen_loader::pvh;
 use rxen_loader::session::plan::Jump;
 use rxen_memdisk::ImageHeader;
 

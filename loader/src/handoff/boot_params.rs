@@ -180,6 +180,23 @@ mod tests {
     use crate::kernel::bzimage::{self, tests::synthetic};
     use crate::mem::{E820_RAM, E820_RESERVED};
 
+    proptest::proptest! {
+        /// Placement of any bzImage the parser accepts never panics (moved here from
+        /// kernel/: handoff builds on kernel, not the other way round).
+        #[test]
+        fn placement_of_mutated_bzimages_never_panics(
+            muts in proptest::collection::vec((0x1f0usize..0x280, proptest::num::u8::ANY), 0..16),
+            cut in 0usize..12_000,
+        ) {
+            let mut img = synthetic();
+            for (o, v) in muts { img[o] = v; }
+            img.truncate(cut);
+            if let Ok(k) = bzimage::parse(&img) {
+                let _ = kernel_placement(&k);
+            }
+        }
+    }
+
     fn u16_at(p: &[u8], o: usize) -> u16 {
         u16::from_le_bytes(p[o..o + 2].try_into().unwrap())
     }

@@ -284,7 +284,6 @@ mod tests {
             for (o, v) in muts { img[o] = v; }
             img.truncate(cut);
             if let Ok(Kernel::BzImage(k)) = detect(&img) {
-                let _ = crate::handoff::boot_params::kernel_placement(&k);
                 let _ = k.header_bytes();
                 let _ = k.payload();
             }

@@ -6,7 +6,6 @@
 pub mod acpi;
 pub mod io;
 pub mod pci;
-pub mod pvh;
 pub mod serial;
 pub mod time;
 pub mod xen;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The console seam: what the boot session says and the keys a person types. The loader's
-//! is the PV console or COM1 (`platform::pvh`); `rxen-mkimage explain` passes one that
+//! is the PV console or COM1 (`pvh`); `rxen-mkimage explain` passes one that
 //! never waits; host tests script keys against a fake clock ([`ScriptedConsole`]).
 
 use alloc::collections::VecDeque;

@@ -9,7 +9,7 @@
 //! binary to copy and jump. When nothing boots it offers the step chooser (when the
 //! policy or `rxen.prompt` asks and a person is there) and returns [`Outcome::PowerOff`].
 //!
-//! `pvh-boot` runs it over the hardware platform (`platform::pvh`); `rxen-mkimage
+//! `pvh-boot` runs it over the hardware platform (`pvh`); `rxen-mkimage
 //! explain` runs the very same function over disk images with a host platform and a
 //! console that never waits, so explain shows the loader's own decision.
 
@@ -296,7 +296,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
             for i in 0..s.policy.steps.len() {
                 say!(s.con, "  {}. {}", i + 1, step_label(&s.policy, i));
             }
-            say!(s.con, "> step number or name to try, or 'off' to power off:");
+            s.con.write_str("rxen> step number or name to try, or 'off' to power off:\n");
             let Some(line) = console::read_line(s.con, "", console::PROMPT_LINE_MAX) else { break };
             let want = line.trim();
             if want == "off" {
