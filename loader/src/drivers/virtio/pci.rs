@@ -58,10 +58,12 @@ const LEGACY_WINDOW: u16 = 64;
 #[derive(Debug)]
 pub enum PciTransport {
     Legacy {
+        pci: PciAddr,
         io: IoPorts,
         config: u16,
     },
     Modern {
+        pci: PciAddr,
         common: MmioRegion,
         notify: MmioRegion,
         notify_multiplier: u32,
@@ -112,6 +114,7 @@ impl PciTransport {
         };
         let notify_multiplier = pci.read32(notify + 16);
         let t = PciTransport::Modern {
+            pci,
             common: cap_region(pci, common)?,
             notify: cap_region(pci, notify)?,
             notify_multiplier,
@@ -144,7 +147,7 @@ impl PciTransport {
         // it, holds the legacy registers (§4.1.4.8), at least LEGACY_WINDOW ports of them;
         // this transport is the only user and writes them only as the spec describes.
         let io = unsafe { IoPorts::new(io, LEGACY_WINDOW) };
-        Ok(PciTransport::Legacy { io, config: if msix_on { LEGACY_CONFIG + 4 } else { LEGACY_CONFIG } })
+        Ok(PciTransport::Legacy { pci, io, config: if msix_on { LEGACY_CONFIG + 4 } else { LEGACY_CONFIG } })
     }
 }
 
@@ -153,15 +156,22 @@ impl Transport for PciTransport {
         matches!(self, PciTransport::Modern { .. })
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> bool {
         self.set_status(0);
         // §4.1.4.3.2: wait until device_status reads back 0; bounded.
         for _ in 0..1_000_000 {
             if self.status() == 0 {
-                break;
+                return true;
             }
             core::hint::spin_loop();
         }
+        false
+    }
+
+    fn stop_dma(&mut self) -> bool {
+        let (PciTransport::Legacy { pci, .. } | PciTransport::Modern { pci, .. }) = self;
+        pci.disable(COMMAND_BUS_MASTER);
+        pci.read16(0x04) & COMMAND_BUS_MASTER == 0
     }
 
     fn status(&mut self) -> u8 {
@@ -274,14 +284,14 @@ impl Transport for PciTransport {
 
     fn read_config8(&mut self, offset: u16) -> u8 {
         match self {
-            PciTransport::Legacy { io, config } => io.read8(*config + offset),
+            PciTransport::Legacy { io, config, .. } => io.read8(*config + offset),
             PciTransport::Modern { device, .. } => device.read8(usize::from(offset)),
         }
     }
 
     fn read_config32(&mut self, offset: u16) -> u32 {
         match self {
-            PciTransport::Legacy { io, config } => io.read32(*config + offset),
+            PciTransport::Legacy { io, config, .. } => io.read32(*config + offset),
             PciTransport::Modern { device, .. } => device.read32(usize::from(offset)),
         }
     }
