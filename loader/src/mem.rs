@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The guest's physical memory map, and a region allocator over it.
+//! The guest's physical memory map, a region allocator over it, and the quarantine of
+//! pages a device may still write.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// e820 / hvm_memmap_entry type: usable RAM.
 pub const E820_RAM: u32 = 1;
@@ -30,6 +33,82 @@ pub const PAGE: u64 = 4096;
 pub struct Range {
     pub start: u64,
     pub end: u64,
+}
+
+/// Guest-physical pages the loader must never hand out again because a device may still
+/// write them: a Xen backend that kept a grant mapped after its request timed out, a
+/// virtio device that did not acknowledge its reset. Fixed capacity and no heap; when
+/// full, the last range grows to cover the new one (reserving too much is safe,
+/// reserving too little is not). Every [`RegionAllocator`] skips [`QUARANTINE`].
+#[derive(Debug)]
+pub struct Quarantine {
+    /// `[start, end)` page ranges; entries at `len..` are unused.
+    ranges: [(AtomicU64, AtomicU64); QUARANTINE_RANGES],
+    len: AtomicUsize,
+}
+
+const QUARANTINE_RANGES: usize = 32;
+
+/// The loader's one quarantine (the loader runs on one CPU, with interrupts off: the
+/// atomics only make the static shareable).
+pub static QUARANTINE: Quarantine = Quarantine::new();
+
+impl Quarantine {
+    pub const fn new() -> Quarantine {
+        Quarantine {
+            ranges: [const { (AtomicU64::new(0), AtomicU64::new(0)) }; QUARANTINE_RANGES],
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Never hand out `[addr, addr + len)` (rounded out to pages) again.
+    pub fn add(&self, addr: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let (s, e) = (align_down(addr, PAGE), align_up(addr.saturating_add(len), PAGE).unwrap_or(u64::MAX));
+        let n = self.len.load(Ordering::Acquire);
+        // Grow a range it overlaps or touches.
+        for (rs, re) in &self.ranges[..n] {
+            let (a, b) = (rs.load(Ordering::Relaxed), re.load(Ordering::Relaxed));
+            if s <= b && a <= e {
+                rs.store(a.min(s), Ordering::Relaxed);
+                re.store(b.max(e), Ordering::Relaxed);
+                return;
+            }
+        }
+        if n < QUARANTINE_RANGES {
+            self.ranges[n].0.store(s, Ordering::Relaxed);
+            self.ranges[n].1.store(e, Ordering::Relaxed);
+            self.len.store(n + 1, Ordering::Release);
+        } else {
+            let (rs, re) = &self.ranges[n - 1];
+            rs.store(rs.load(Ordering::Relaxed).min(s), Ordering::Relaxed);
+            re.store(re.load(Ordering::Relaxed).max(e), Ordering::Relaxed);
+        }
+    }
+
+    /// The quarantined ranges (possibly overlapping after an overflow).
+    pub fn ranges(&self) -> impl Iterator<Item = Range> + '_ {
+        let n = self.len.load(Ordering::Acquire);
+        self.ranges[..n].iter().map(|(s, e)| Range { start: s.load(Ordering::Relaxed), end: e.load(Ordering::Relaxed) })
+    }
+
+    /// Whether any byte of `[addr, addr + len)` is quarantined.
+    pub fn overlaps(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        len > 0 && self.ranges().any(|r| r.start < end && addr < r.end)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine::new()
+    }
 }
 
 /// Free guest RAM, page-granular, below a limit. Needs no heap (the heap is carved from it).
@@ -147,14 +226,23 @@ impl RegionAllocator {
         self.free().iter().map(|r| r.end - r.start).sum()
     }
 
-    /// Is `[addr, addr + len)` entirely free?
+    /// Is `[addr, addr + len)` entirely free (and nothing of it quarantined)?
     pub fn is_free(&self, addr: u64, len: u64) -> bool {
         let Some(end) = addr.checked_add(len) else { return false };
-        self.free().iter().any(|r| r.start <= addr && end <= r.end)
+        self.free().iter().any(|r| r.start <= addr && end <= r.end) && !QUARANTINE.overlaps(addr, len)
+    }
+
+    /// Take the quarantined pages out of the free set (before every allocation: pages
+    /// are quarantined while allocators cloned earlier still list them free).
+    pub fn skip_quarantine(&mut self, q: &Quarantine) {
+        for r in q.ranges() {
+            self.reserve(r.start, r.end - r.start);
+        }
     }
 
     /// Take `[addr, addr + len)` if it is free.
     pub fn alloc_at(&mut self, addr: u64, len: u64) -> bool {
+        self.skip_quarantine(&QUARANTINE);
         if self.is_free(addr, len) {
             self.reserve(addr, len);
             true
@@ -165,6 +253,7 @@ impl RegionAllocator {
 
     /// The highest `len` bytes aligned to `align` that end at or below `max_end`.
     pub fn alloc_top(&mut self, len: u64, align: u64, max_end: u64) -> Option<u64> {
+        self.skip_quarantine(&QUARANTINE);
         let align = align.max(PAGE);
         let len = align_up(len.max(1), PAGE)?;
         let found = self.free().iter().rev().find_map(|r| {
@@ -178,6 +267,7 @@ impl RegionAllocator {
 
     /// The lowest `len` bytes aligned to `align` that start at or above `min_start`.
     pub fn alloc_bottom(&mut self, len: u64, align: u64, min_start: u64) -> Option<u64> {
+        self.skip_quarantine(&QUARANTINE);
         let align = align.max(PAGE);
         let len = align_up(len.max(1), PAGE)?;
         let found = self.free().iter().find_map(|r| {
@@ -192,6 +282,27 @@ impl RegionAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarantine_merges_overflows_safely_and_allocators_skip_it() {
+        let q = Quarantine::new();
+        assert!(q.is_empty() && !q.overlaps(0, u64::MAX));
+        q.add(0x1_0800, 0x100); // rounded out to the page
+        q.add(0x1_1000, 0x1000); // touching: merged
+        assert_eq!(q.ranges().collect::<alloc::vec::Vec<_>>(), [Range { start: 0x1_0000, end: 0x1_2000 }]);
+        assert!(q.overlaps(0x1_1fff, 1) && !q.overlaps(0x1_2000, 0x1000));
+        for i in 0..QUARANTINE_RANGES as u64 + 3 {
+            q.add(0x100_0000 + i * 0x10_0000, 0x1000);
+        }
+        // Full: the last range grew to cover the rest (more reserved, nothing lost).
+        for i in 0..QUARANTINE_RANGES as u64 + 3 {
+            assert!(q.overlaps(0x100_0000 + i * 0x10_0000, 0x1000), "{i}");
+        }
+        let mut a = RegionAllocator::from_e820([E820Entry { addr: 0, size: 0x10_0000, kind: E820_RAM }], u64::MAX);
+        a.skip_quarantine(&q);
+        assert!(!a.free().iter().any(|r| r.start < 0x1_2000 && 0x1_0000 < r.end));
+        assert_eq!(a.free_bytes(), 0x10_0000 - 0x2000);
+    }
 
     #[test]
     fn release_gives_back_and_merges() {

@@ -122,13 +122,19 @@ pub fn poweroff(code: u8) -> ! {
         // Xen: the domain's on_poweroff / on_crash settings decide what happens next.
         xen::shutdown(if code == 0x7f { xen::SHUTDOWN_CRASH } else { xen::SHUTDOWN_POWEROFF });
     }
-    io::outb(0xf4, code);
+    // SAFETY: 0xf4 is QEMU's isa-debug-exit (the e2e tests' exit path); elsewhere nothing
+    // claims it and the write is dropped. We are powering off: nothing runs after this.
+    unsafe { io::outb(0xf4, code) };
     let rsdp = RSDP.load(Ordering::Relaxed);
     if rsdp != 0 {
         match acpi::find_poweroff(&Phys, rsdp) {
-            Some(acpi::PowerOff::Pm1aCnt(port)) => io::outw(port, 1 << 13), // SLP_EN, SLP_TYP 0 (QEMU's \_S5)
+            // SAFETY: the FADT's PM1a control port; SLP_EN with S5's SLP_TYP is its
+            // documented use (power off), and we are powering off.
+            Some(acpi::PowerOff::Pm1aCnt(port)) => unsafe { io::outw(port, 1 << 13) }, // SLP_EN, SLP_TYP 0 (QEMU's \_S5)
             Some(acpi::PowerOff::SleepControl { addr, io: true }) if addr <= 0xffff => {
-                io::outb(addr as u16, (1 << 5) | (5 << 2)) // SLP_EN | SLP_TYP=5 (S5)
+                // SAFETY: the FADT's sleep control register, in I/O space; writing SLP_EN
+                // with SLP_TYP S5 is its documented use, and we are powering off.
+                unsafe { io::outb(addr as u16, (1 << 5) | (5 << 2)) } // SLP_EN | SLP_TYP=5 (S5)
             }
             Some(acpi::PowerOff::SleepControl { addr, io: false }) if addr < GIB4 => {
                 // SAFETY: a one-byte MMIO register below 4 GiB (identity mapped) named by

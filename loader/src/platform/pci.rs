@@ -6,13 +6,18 @@
 //! Nothing is assigned: BARs are read as the firmware (SeaBIOS) programmed them.
 
 use alloc::vec::Vec;
-use core::arch::asm;
 use core::fmt;
 
-use super::io::outw;
+use super::io::IoPorts;
 
-const CONFIG_ADDRESS: u16 = 0xcf8;
-const CONFIG_DATA: u16 = 0xcfc;
+// SAFETY: 0xcf8..0xd00 are configuration mechanism #1's address (0xcf8) and data
+// (0xcfc..0xd00) ports on pc/q35 (and Cloud Hypervisor); elsewhere (microvm, Xen PVH)
+// nothing claims them and [`present`] sees so. This module is their only user: it
+// selects a register and reads it, and writes configuration space only through the
+// `unsafe` [`PciAddr::write16`] and [`PciAddr::enable`].
+const CONFIG: IoPorts = unsafe { IoPorts::new(0xcf8, 8) };
+const CONFIG_ADDRESS: u16 = 0;
+const CONFIG_DATA: u16 = 4;
 
 /// Command register bits (offset 0x04).
 pub const COMMAND_IO: u16 = 1 << 0;
@@ -22,29 +27,6 @@ pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
 /// Capability IDs (PCI Code and ID Assignment Specification).
 pub const CAP_MSIX: u8 = 0x11;
 pub const CAP_VENDOR: u8 = 0x09;
-
-/// Write a 32-bit value to an I/O port.
-pub fn outl(port: u16, v: u32) {
-    // SAFETY: port writes have no memory effects visible to Rust; callers only address
-    // the PCI configuration ports and I/O BARs the firmware assigned to a device.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) }
-}
-
-/// Read a 32-bit value from an I/O port.
-pub fn inl(port: u16) -> u32 {
-    let v: u32;
-    // SAFETY: as for `outl`: no Rust-visible memory effects.
-    unsafe { asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-/// Read a 16-bit value from an I/O port.
-pub fn inw(port: u16) -> u16 {
-    let v: u16;
-    // SAFETY: as for `outl`: no Rust-visible memory effects.
-    unsafe { asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags)) };
-    v
-}
 
 /// A PCI function's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,13 +49,14 @@ impl PciAddr {
             | (u32::from(self.dev & 0x1f) << 11)
             | (u32::from(self.func & 7) << 8)
             | u32::from(offset & 0xfc);
-        outl(CONFIG_ADDRESS, addr);
+        CONFIG.write32(CONFIG_ADDRESS, addr);
     }
 
-    /// The aligned dword at `offset`.
+    /// The aligned dword at `offset`. Configuration reads have no side effects (PCI Local
+    /// Bus Specification 3.0 §6.1), so this is safe.
     pub fn read32(&self, offset: u8) -> u32 {
         self.select(offset);
-        inl(CONFIG_DATA)
+        CONFIG.read32(CONFIG_DATA)
     }
 
     pub fn read16(&self, offset: u8) -> u16 {
@@ -84,9 +67,15 @@ impl PciAddr {
         (self.read32(offset) >> ((offset & 3) * 8)) as u8
     }
 
-    pub fn write16(&self, offset: u8, v: u16) {
+    /// Write the 16-bit register at `offset`.
+    ///
+    /// # Safety
+    /// Configuration writes move BARs, switch decoding and bus mastering on and off: the
+    /// caller must drive this function and the value must not make it decode over memory
+    /// the loader uses or DMA into it.
+    pub unsafe fn write16(&self, offset: u8, v: u16) {
         self.select(offset);
-        outw(CONFIG_DATA + u16::from(offset & 2), v);
+        CONFIG.write16(CONFIG_DATA + u16::from(offset & 2), v);
     }
 
     pub fn vendor_id(&self) -> u16 {
@@ -98,10 +87,28 @@ impl PciAddr {
     }
 
     /// Set `bits` in the command register (I/O, memory decoding, bus mastering).
-    pub fn enable(&self, bits: u16) {
+    ///
+    /// # Safety
+    /// The caller drives this function, and it is quiescent (reset, or set up by the
+    /// caller): with bus mastering on, a device DMAs wherever its driver told it to.
+    pub unsafe fn enable(&self, bits: u16) {
         let cmd = self.read16(0x04);
         if cmd & bits != bits {
-            self.write16(0x04, cmd | bits);
+            // SAFETY: only decoding of the BARs the firmware assigned and bus mastering
+            // for a device the caller vouches for (see above).
+            unsafe { self.write16(0x04, cmd | bits) };
+        }
+    }
+
+    /// Clear `bits` in the command register: with [`COMMAND_BUS_MASTER`] the function can
+    /// no longer DMA, whatever state it is in (PCI Local Bus Specification 3.0 §6.2.2).
+    /// Safe: turning decoding or mastering off only takes capabilities away.
+    pub fn disable(&self, bits: u16) {
+        let cmd = self.read16(0x04);
+        if cmd & bits != 0 {
+            // SAFETY: clearing command bits stops the device decoding or mastering; it
+            // cannot make it touch memory.
+            unsafe { self.write16(0x04, cmd & !bits) };
         }
     }
 
@@ -150,10 +157,10 @@ pub enum Bar {
 
 /// Whether configuration mechanism #1 answers (write an enable address, read it back).
 pub fn present() -> bool {
-    let saved = inl(CONFIG_ADDRESS);
-    outl(CONFIG_ADDRESS, 0x8000_0000);
-    let ok = inl(CONFIG_ADDRESS) == 0x8000_0000;
-    outl(CONFIG_ADDRESS, saved);
+    let saved = CONFIG.read32(CONFIG_ADDRESS);
+    CONFIG.write32(CONFIG_ADDRESS, 0x8000_0000);
+    let ok = CONFIG.read32(CONFIG_ADDRESS) == 0x8000_0000;
+    CONFIG.write32(CONFIG_ADDRESS, saved);
     ok
 }
 

@@ -2,10 +2,16 @@
 //! Console output when not on Xen: a 16550 UART at COM1 and the Bochs/QEMU debug port
 //! 0xe9 (`-debugcon`; on Xen HVM the same port reaches the hypervisor's log).
 
-use super::io::{inb, outb};
+use super::io::IoPorts;
 
-const COM1: u16 = 0x3f8;
-const DEBUGCON: u16 = 0xe9;
+// SAFETY: 0x3f8..0x400 is COM1, the ISA 16550's eight registers on every PC-compatible
+// machine (and unclaimed, reading 0xff and dropping writes, where there is none, as on
+// microvm without a serial port or Xen PVH). This module is its only user; it programs
+// the line settings and moves bytes, and the UART does no DMA.
+const COM1: IoPorts = unsafe { IoPorts::new(0x3f8, 8) };
+// SAFETY: port 0xe9 is the Bochs/QEMU debug console (Xen HVM: XEN_HVM_DEBUGCONS_IOPORT,
+// the hypervisor's log); where absent, writes are dropped. Only bytes are written to it.
+const DEBUGCON: IoPorts = unsafe { IoPorts::new(0xe9, 1) };
 
 /// The early console. `Copy`, stateless: every write goes straight to the ports.
 #[derive(Clone, Copy, Debug)]
@@ -17,13 +23,13 @@ impl SerialConsole {
     /// Program COM1 for 115200 8N1 (when `com1`) and return the console.
     pub fn init(com1: bool) -> SerialConsole {
         if com1 {
-            outb(COM1 + 1, 0x00); // IER: no interrupts
-            outb(COM1 + 3, 0x80); // LCR: DLAB on
-            outb(COM1, 0x01); // divisor 1 = 115200 baud
-            outb(COM1 + 1, 0x00);
-            outb(COM1 + 3, 0x03); // LCR: 8 data bits, no parity, 1 stop bit
-            outb(COM1 + 2, 0xc5); // FCR: FIFO on, transmit FIFO cleared (keep typed-ahead keys), 14-byte threshold
-            outb(COM1 + 4, 0x03); // MCR: DTR | RTS
+            COM1.write8(1, 0x00); // IER: no interrupts
+            COM1.write8(3, 0x80); // LCR: DLAB on
+            COM1.write8(0, 0x01); // divisor 1 = 115200 baud
+            COM1.write8(1, 0x00);
+            COM1.write8(3, 0x03); // LCR: 8 data bits, no parity, 1 stop bit
+            COM1.write8(2, 0xc5); // FCR: FIFO on, transmit FIFO cleared (keep typed-ahead keys), 14-byte threshold
+            COM1.write8(4, 0x03); // MCR: DTR | RTS
         }
         SerialConsole { com1 }
     }
@@ -39,20 +45,20 @@ impl SerialConsole {
         if !self.com1 {
             return None;
         }
-        let lsr = inb(COM1 + 5);
-        if lsr == 0xff || lsr & 1 == 0 { None } else { Some(inb(COM1)) }
+        let lsr = COM1.read8(5);
+        if lsr == 0xff || lsr & 1 == 0 { None } else { Some(COM1.read8(0)) }
     }
 
     fn putc(&self, c: u8) {
         if self.com1 {
             // Wait for THR empty, bounded so a missing UART (reads 0xff or 0) cannot hang us.
             let mut spins = 0u32;
-            while inb(COM1 + 5) & 0x20 == 0 && spins < 100_000 {
+            while COM1.read8(5) & 0x20 == 0 && spins < 100_000 {
                 spins += 1;
             }
-            outb(COM1, c);
+            COM1.write8(0, c);
         }
-        outb(DEBUGCON, c);
+        DEBUGCON.write8(0, c);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::io::{inb, outb};
+use super::io::IoPorts;
 use super::{cpuid, xen_cpuid_base};
 
 /// The TSC frequency in kHz, 0 until first measured.
@@ -23,10 +23,15 @@ const PIT_HZ: u64 = 1_193_182;
 /// PIT ticks to measure over: ~10 ms.
 const PIT_TICKS: u64 = PIT_HZ / 100;
 
-const PIT_CH2: u16 = 0x42;
-const PIT_CMD: u16 = 0x43;
-/// System control port B: bit 0 gates PIT channel 2, bit 1 drives the speaker.
-const PORT_B: u16 = 0x61;
+// SAFETY: 0x40..0x44 are the i8254 PIT's counters and mode register on every PC (absent
+// on Xen PVH, which `pit_calibrate` never probes). Only channel 2 (no interrupt; it gates
+// the speaker only) is programmed, and only here; the PIT does no DMA.
+const PIT: IoPorts = unsafe { IoPorts::new(0x40, 4) };
+const PIT_CH2: u16 = 2;
+const PIT_CMD: u16 = 3;
+// SAFETY: port 0x61 is system control port B: bit 0 gates PIT channel 2, bit 1 drives
+// the speaker. Written only by `pit_calibrate`, which restores the value it read.
+const PORT_B: IoPorts = unsafe { IoPorts::new(0x61, 1) };
 
 /// The raw time stamp counter.
 pub fn rdtsc() -> u64 {
@@ -94,9 +99,9 @@ fn stated_khz() -> Option<u64> {
 
 /// Read PIT channel 2's current count (counter latch command, then low and high byte).
 fn pit_ch2_count() -> u16 {
-    outb(PIT_CMD, 0b1000_0000); // channel 2, counter latch
-    let lo = inb(PIT_CH2);
-    let hi = inb(PIT_CH2);
+    PIT.write8(PIT_CMD, 0b1000_0000); // channel 2, counter latch
+    let lo = PIT.read8(PIT_CH2);
+    let hi = PIT.read8(PIT_CH2);
     u16::from_le_bytes([lo, hi])
 }
 
@@ -106,11 +111,11 @@ fn pit_calibrate() -> Option<u64> {
     if xen_cpuid_base().is_some() {
         return None; // PVH domains have no PIT; HVM ones state the frequency above.
     }
-    let port_b = inb(PORT_B);
-    outb(PORT_B, (port_b & !0x02) | 0x01); // gate channel 2 on, speaker off
-    outb(PIT_CMD, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
-    outb(PIT_CH2, 0xff);
-    outb(PIT_CH2, 0xff);
+    let port_b = PORT_B.read8(0);
+    PORT_B.write8(0, (port_b & !0x02) | 0x01); // gate channel 2 on, speaker off
+    PIT.write8(PIT_CMD, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
+    PIT.write8(PIT_CH2, 0xff);
+    PIT.write8(PIT_CH2, 0xff);
     let mut result = None;
     // The new count is loaded on the next PIT clock edge: start from the first read.
     let (c0, t0) = (pit_ch2_count(), rdtsc());
@@ -126,7 +131,7 @@ fn pit_calibrate() -> Option<u64> {
             break;
         }
     }
-    outb(PORT_B, port_b);
+    PORT_B.write8(0, port_b);
     result
 }
 

@@ -7,13 +7,22 @@
 //! loader is identity mapped, so its addresses are DMA addresses), and up to a third of
 //! the queue's worth of requests is kept in flight. Each request is a chain of header
 //! (device-readable), data and status (device-writable) descriptors (§5.2.6).
+//!
+//! A request that times out (or a used ring the device corrupted) ends the device: it is
+//! reset before the caller gets its buffer back, so the device can no longer write into
+//! it (§2.1.2: after a reset the device uses no buffer). A device that does not
+//! acknowledge the reset has its DMA stopped where the transport can (PCI bus
+//! mastering off); where nothing can stop it (virtio-mmio), the buffer goes into
+//! [`mem::QUARANTINE`] and the queue and request headers are leaked rather than freed.
 
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{Ordering, fence};
 
 use super::queue::{Buffer, DmaRegion, VirtQueue};
 use super::{InitError, Transport, negotiate, status};
 use crate::block::{BlockDevice, BlockError, check_request};
+use crate::mem;
 use crate::platform::time::Deadline;
 
 // Feature bits (§5.2.3).
@@ -59,7 +68,8 @@ const SLOT_STATUS: usize = 16;
 /// A virtio block device, ready to read.
 pub struct VirtioBlk<T: Transport> {
     transport: T,
-    queue: VirtQueue,
+    /// Freed on drop only once the device is known to be quiet (see [`Self::quiesce`]).
+    queue: ManuallyDrop<VirtQueue>,
     /// Capacity in 512-byte sectors (§5.2.4: always 512-byte units).
     sectors: u64,
     block_size: u32,
@@ -67,8 +77,9 @@ pub struct VirtioBlk<T: Transport> {
     segment_max: usize,
     segments: usize,
     read_only: bool,
-    /// Request headers and status bytes, one slot per request in flight.
-    slots: DmaRegion,
+    /// Request headers and status bytes, one slot per request in flight (freed like
+    /// `queue`).
+    slots: ManuallyDrop<DmaRegion>,
     free_slots: Vec<usize>,
     /// Which slot the chain with this head id uses.
     slot_of_head: Vec<usize>,
@@ -97,6 +108,8 @@ impl<T: Transport> VirtioBlk<T> {
                 let (queue, sectors, block_size, segment_max, segments) = parts;
                 let in_flight = usize::from(queue.size() / (segments as u16 + 2)).clamp(1, 128);
                 let Some(slots) = DmaRegion::new(in_flight * SLOT_SIZE) else {
+                    // Before DRIVER_OK, with nothing in the available ring, the device
+                    // has no buffer to touch: the queue can be freed whatever the reset did.
                     transport.set_status(status::FAILED);
                     transport.reset();
                     return Err(InitError("no memory for request headers"));
@@ -113,13 +126,13 @@ impl<T: Transport> VirtioBlk<T> {
                 Ok(VirtioBlk {
                     slot_of_head: alloc::vec![usize::MAX; usize::from(queue.size())],
                     transport,
-                    queue,
+                    queue: ManuallyDrop::new(queue),
                     sectors,
                     block_size,
                     segment_max,
                     segments,
                     read_only: features & VIRTIO_BLK_F_RO != 0,
-                    slots,
+                    slots: ManuallyDrop::new(slots),
                     free_slots: (0..in_flight).rev().collect(),
                     broken: None,
                 })
@@ -199,11 +212,23 @@ impl<T: Transport> VirtioBlk<T> {
         self.segment_max * self.segments
     }
 
-    /// Stop the device (reset: it no longer touches the queue or any buffer) and refuse
-    /// further reads.
-    fn fail(&mut self, why: &'static str) {
-        self.transport.reset();
-        self.broken = Some(why);
+    /// Make sure the device touches no memory any more: a reset it acknowledged, else
+    /// its DMA stopped by the transport. False if neither could be had.
+    fn quiesce(&mut self) -> bool {
+        self.transport.reset() || self.transport.stop_dma()
+    }
+
+    /// Stop the device and refuse further reads. `[addr, addr + len)` is the caller's
+    /// buffer of the failed transfer: if the device cannot be made quiet it may still be
+    /// written, so it is quarantined and the error says so.
+    fn fail(&mut self, why: &'static str, addr: u64, len: usize, err: BlockError) -> BlockError {
+        if self.quiesce() {
+            self.broken = Some(why);
+            return err;
+        }
+        mem::QUARANTINE.add(addr, len as u64);
+        self.broken = Some("the device did not acknowledge its reset; its memory is kept out of use");
+        BlockError::Broken("the device did not acknowledge its reset; the buffer is kept out of use")
     }
 
     /// Put one request for `len` bytes at `addr` (sector `sector`) on the queue: a read
@@ -315,14 +340,22 @@ impl<T: Transport> VirtioBlk<T> {
                     if deadline.expired() {
                         // Reset before returning: the device must not write into `buf`
                         // once the caller has it back.
-                        self.fail("a request timed out; the device was reset");
-                        return Err(BlockError::Timeout);
+                        return Err(self.fail(
+                            "a request timed out; the device was reset",
+                            addr,
+                            len,
+                            BlockError::Timeout,
+                        ));
                     }
                     core::hint::spin_loop();
                 }
                 Err(_) => {
-                    self.fail("the device returned a bogus used-ring entry; the device was reset");
-                    return Err(BlockError::Broken("virtio-blk: bogus used-ring entry"));
+                    return Err(self.fail(
+                        "the device returned a bogus used-ring entry; the device was reset",
+                        addr,
+                        len,
+                        BlockError::Broken("virtio-blk: bogus used-ring entry"),
+                    ));
                 }
             }
         }
@@ -339,7 +372,14 @@ impl<T: Transport> VirtioBlk<T> {
 impl<T: Transport> Drop for VirtioBlk<T> {
     fn drop(&mut self) {
         // §2.1.2: after a reset the device no longer uses the queue, which is freed next.
-        self.transport.reset();
+        // A device that cannot be made quiet keeps its queue and headers: leaked.
+        if self.quiesce() {
+            // SAFETY: dropped once, here, and the device no longer uses either region.
+            unsafe {
+                ManuallyDrop::drop(&mut self.queue);
+                ManuallyDrop::drop(&mut self.slots);
+            }
+        }
     }
 }
 
@@ -366,20 +406,29 @@ mod tests {
         requests: Vec<(u64, usize, usize)>,
         max_batch: usize,
         silent: bool,
+        /// Ignores resets once running (and has no way to stop its DMA).
+        deaf_to_reset: bool,
     }
 
     impl Transport for &mut FakeBlk {
         fn is_modern(&self) -> bool {
             true
         }
-        fn reset(&mut self) {
+        fn reset(&mut self) -> bool {
+            if self.deaf_to_reset && self.status & status::DRIVER_OK != 0 {
+                return false; // keeps its queue and status: still "running"
+            }
             self.status = 0;
             self.dev = None;
+            true
         }
         fn status(&mut self) -> u8 {
             self.status
         }
         fn set_status(&mut self, s: u8) {
+            if s == 0 && self.deaf_to_reset && self.status & status::DRIVER_OK != 0 {
+                return;
+            }
             if s == 0 {
                 self.dev = None;
             }
@@ -493,6 +542,7 @@ mod tests {
             requests: Vec::new(),
             max_batch: 0,
             silent: false,
+            deaf_to_reset: false,
         }
     }
 
@@ -539,6 +589,27 @@ mod tests {
         let mut buf = vec![0u8; 512];
         assert_eq!(blk.read_blocks(0, &mut buf), Err(BlockError::Timeout));
         assert!(matches!(blk.read_blocks(0, &mut buf), Err(BlockError::Broken(_))));
+        drop(blk);
+        // The timeout reset the device before the buffer came back: it forgot the queue.
+        assert!(f.dev.is_none() && f.status == 0);
+        assert!(!mem::QUARANTINE.overlaps(buf.as_ptr() as u64, 512));
+    }
+
+    /// A device that ignores the reset after a timeout may still write the buffer: the
+    /// buffer is quarantined, the queue leaked, the error says so.
+    #[test]
+    fn timeout_on_a_device_that_ignores_reset_quarantines_the_buffer() {
+        let mut f = fake(1 << 20);
+        f.silent = true;
+        f.deaf_to_reset = true;
+        let mut blk = VirtioBlk::new(&mut f).unwrap();
+        // Leaked on purpose, as the driver leaks it: the "device" may still write it.
+        let buf: &'static mut [u8] = Vec::leak(vec![0u8; 4096]);
+        let r = blk.read_blocks(0, buf);
+        assert!(matches!(r, Err(BlockError::Broken(m)) if m.contains("reset")), "{r:?}");
+        assert!(mem::QUARANTINE.overlaps(buf.as_ptr() as u64, 4096));
+        drop(blk);
+        assert!(f.dev.is_some(), "the device still holds its queue (leaked, not freed)");
     }
 
     #[test]

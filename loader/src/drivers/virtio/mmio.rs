@@ -70,15 +70,16 @@ impl Transport for MmioTransport {
         self.version == 2
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> bool {
         self.regs.write32(STATUS, 0);
         // §4.2.3.1: reads return 0 once the reset is done (immediate on QEMU); bounded.
         for _ in 0..1_000_000 {
             if self.regs.read32(STATUS) == 0 {
-                break;
+                return true;
             }
             core::hint::spin_loop();
         }
+        false
     }
 
     fn status(&mut self) -> u8 {

@@ -44,8 +44,14 @@ pub trait Transport {
     /// FEATURES_OK step, and page-frame queue addresses.
     fn is_modern(&self) -> bool;
     /// Write 0 to the status register (§2.1.2: the device forgets everything, stops
-    /// using the queues) and wait until it reads back 0.
-    fn reset(&mut self);
+    /// using the queues) and wait until it reads back 0. False if it never did: the
+    /// device may still be using its queues and buffers.
+    fn reset(&mut self) -> bool;
+    /// Stop the device's DMA whatever state it is in, when the transport can (PCI: clear
+    /// bus mastering). Used when a reset was not acknowledged. False if it cannot.
+    fn stop_dma(&mut self) -> bool {
+        false
+    }
     fn status(&mut self) -> u8;
     fn set_status(&mut self, status: u8);
     /// The device's feature bits (bits 32.. are 0 on legacy interfaces).

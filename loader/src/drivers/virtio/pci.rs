@@ -8,10 +8,8 @@ use alloc::vec::Vec;
 
 use super::queue::{QUEUE_ALIGN, VirtQueue};
 use super::{InitError, MmioRegion, Transport};
-use crate::platform::io::{inb, outb, outw};
-use crate::platform::pci::{
-    Bar, CAP_MSIX, CAP_VENDOR, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY, PciAddr, inl, inw, outl,
-};
+use crate::platform::io::IoPorts;
+use crate::platform::pci::{Bar, CAP_MSIX, CAP_VENDOR, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY, PciAddr};
 
 pub const VENDOR_VIRTIO: u16 = 0x1af4;
 /// Transitional block device (§4.1.2.3, legacy device ID 0x1001).
@@ -50,15 +48,22 @@ const LEGACY_QUEUE_NOTIFY: u16 = 16;
 const LEGACY_STATUS: u16 = 18;
 /// Device configuration starts here, or 4 bytes later while MSI-X is enabled.
 const LEGACY_CONFIG: u16 = 20;
+/// The part of I/O BAR 0 the driver touches: the header (24 bytes with MSI-X) and the
+/// first 40 bytes of device configuration (virtio-blk reads up to `blk_size` at 20..24).
+/// Every legacy BAR 0 is at least that large: it holds the header and the whole device
+/// configuration (60 bytes for virtio-blk), and QEMU rounds it up to a power of two.
+const LEGACY_WINDOW: u16 = 64;
 
 /// One virtio PCI function.
 #[derive(Debug)]
 pub enum PciTransport {
     Legacy {
-        io: u16,
+        pci: PciAddr,
+        io: IoPorts,
         config: u16,
     },
     Modern {
+        pci: PciAddr,
         common: MmioRegion,
         notify: MmioRegion,
         notify_multiplier: u32,
@@ -109,6 +114,7 @@ impl PciTransport {
         };
         let notify_multiplier = pci.read32(notify + 16);
         let t = PciTransport::Modern {
+            pci,
             common: cap_region(pci, common)?,
             notify: cap_region(pci, notify)?,
             notify_multiplier,
@@ -120,7 +126,9 @@ impl PciTransport {
         {
             return Err(InitError("virtio common configuration too short"));
         }
-        pci.enable(COMMAND_MEMORY | COMMAND_BUS_MASTER);
+        // SAFETY: our virtio function; `negotiate` resets it before any queue exists, and
+        // until then a virtio device starts no DMA (§2.1.2, §3.1.1).
+        unsafe { pci.enable(COMMAND_MEMORY | COMMAND_BUS_MASTER) };
         Ok(t)
     }
 
@@ -133,8 +141,13 @@ impl PciTransport {
         // leaves it off, but the loader should not assume).
         let msix_on =
             pci.capabilities().iter().any(|&(id, off)| id == CAP_MSIX && pci.read16(off + 2) & (1 << 15) != 0);
-        pci.enable(COMMAND_IO | COMMAND_BUS_MASTER);
-        Ok(PciTransport::Legacy { io, config: if msix_on { LEGACY_CONFIG + 4 } else { LEGACY_CONFIG } })
+        // SAFETY: as in `modern`: a virtio function that does no DMA before it has queues.
+        unsafe { pci.enable(COMMAND_IO | COMMAND_BUS_MASTER) };
+        // SAFETY: I/O BAR 0 of this transitional virtio function, as the firmware assigned
+        // it, holds the legacy registers (§4.1.4.8), at least LEGACY_WINDOW ports of them;
+        // this transport is the only user and writes them only as the spec describes.
+        let io = unsafe { IoPorts::new(io, LEGACY_WINDOW) };
+        Ok(PciTransport::Legacy { pci, io, config: if msix_on { LEGACY_CONFIG + 4 } else { LEGACY_CONFIG } })
     }
 }
 
@@ -143,34 +156,41 @@ impl Transport for PciTransport {
         matches!(self, PciTransport::Modern { .. })
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> bool {
         self.set_status(0);
         // §4.1.4.3.2: wait until device_status reads back 0; bounded.
         for _ in 0..1_000_000 {
             if self.status() == 0 {
-                break;
+                return true;
             }
             core::hint::spin_loop();
         }
+        false
+    }
+
+    fn stop_dma(&mut self) -> bool {
+        let (PciTransport::Legacy { pci, .. } | PciTransport::Modern { pci, .. }) = self;
+        pci.disable(COMMAND_BUS_MASTER);
+        pci.read16(0x04) & COMMAND_BUS_MASTER == 0
     }
 
     fn status(&mut self) -> u8 {
         match self {
-            PciTransport::Legacy { io, .. } => inb(*io + LEGACY_STATUS),
+            PciTransport::Legacy { io, .. } => io.read8(LEGACY_STATUS),
             PciTransport::Modern { common, .. } => common.read8(COMMON_STATUS),
         }
     }
 
     fn set_status(&mut self, status: u8) {
         match self {
-            PciTransport::Legacy { io, .. } => outb(*io + LEGACY_STATUS, status),
+            PciTransport::Legacy { io, .. } => io.write8(LEGACY_STATUS, status),
             PciTransport::Modern { common, .. } => common.write8(COMMON_STATUS, status),
         }
     }
 
     fn device_features(&mut self) -> u64 {
         match self {
-            PciTransport::Legacy { io, .. } => u64::from(inl(*io + LEGACY_HOST_FEATURES)),
+            PciTransport::Legacy { io, .. } => u64::from(io.read32(LEGACY_HOST_FEATURES)),
             PciTransport::Modern { common, .. } => {
                 common.write32(COMMON_DFSELECT, 0);
                 let lo = common.read32(COMMON_DF);
@@ -183,7 +203,7 @@ impl Transport for PciTransport {
 
     fn set_driver_features(&mut self, features: u64) {
         match self {
-            PciTransport::Legacy { io, .. } => outl(*io + LEGACY_GUEST_FEATURES, features as u32),
+            PciTransport::Legacy { io, .. } => io.write32(LEGACY_GUEST_FEATURES, features as u32),
             PciTransport::Modern { common, .. } => {
                 common.write32(COMMON_GFSELECT, 0);
                 common.write32(COMMON_GF, features as u32);
@@ -196,11 +216,11 @@ impl Transport for PciTransport {
     fn max_queue_size(&mut self, index: u16) -> u16 {
         match self {
             PciTransport::Legacy { io, .. } => {
-                outw(*io + LEGACY_QUEUE_SELECT, index);
-                if inl(*io + LEGACY_QUEUE_PFN) != 0 {
+                io.write16(LEGACY_QUEUE_SELECT, index);
+                if io.read32(LEGACY_QUEUE_PFN) != 0 {
                     return 0;
                 }
-                inw(*io + LEGACY_QUEUE_SIZE)
+                io.read16(LEGACY_QUEUE_SIZE)
             }
             PciTransport::Modern { common, .. } => {
                 common.write16(COMMON_Q_SELECT, index);
@@ -222,8 +242,8 @@ impl Transport for PciTransport {
             PciTransport::Legacy { io, .. } => {
                 let pfn = u32::try_from(q.desc_addr() / QUEUE_ALIGN as u64)
                     .map_err(|_| InitError("virtqueue above the legacy interface's reach"))?;
-                outw(*io + LEGACY_QUEUE_SELECT, index);
-                outl(*io + LEGACY_QUEUE_PFN, pfn);
+                io.write16(LEGACY_QUEUE_SELECT, index);
+                io.write32(LEGACY_QUEUE_PFN, pfn);
                 Ok(())
             }
             PciTransport::Modern { common, notify, notify_multiplier, queue_notify, .. } => {
@@ -246,7 +266,7 @@ impl Transport for PciTransport {
 
     fn notify(&mut self, index: u16) {
         match self {
-            PciTransport::Legacy { io, .. } => outw(*io + LEGACY_QUEUE_NOTIFY, index),
+            PciTransport::Legacy { io, .. } => io.write16(LEGACY_QUEUE_NOTIFY, index),
             PciTransport::Modern { notify, queue_notify, .. } => {
                 if let Some(&(_, off)) = queue_notify.iter().find(|(q, _)| *q == index) {
                     notify.write16(off, index);
@@ -264,14 +284,14 @@ impl Transport for PciTransport {
 
     fn read_config8(&mut self, offset: u16) -> u8 {
         match self {
-            PciTransport::Legacy { io, config } => inb(*io + *config + offset),
+            PciTransport::Legacy { io, config, .. } => io.read8(*config + offset),
             PciTransport::Modern { device, .. } => device.read8(usize::from(offset)),
         }
     }
 
     fn read_config32(&mut self, offset: u16) -> u32 {
         match self {
-            PciTransport::Legacy { io, config } => inl(*io + *config + offset),
+            PciTransport::Legacy { io, config, .. } => io.read32(*config + offset),
             PciTransport::Modern { device, .. } => device.read32(usize::from(offset)),
         }
     }

@@ -11,7 +11,21 @@
 //! kernels and initrds, which land in page-aligned guest memory): each 4 KiB page of it is
 //! granted to the backend as one segment. Requests carry 11 segments, or with indirect
 //! descriptors up to 256 (1 MiB); as many as the ring and the grant table allow are in
-//! flight at once. Unaligned reads (metadata into heap buffers) go through a bounce buffer.
+//! flight at once. Unaligned or small reads (metadata into heap buffers) go through a
+//! bounce buffer.
+//!
+//! A request that times out must not leave the backend able to write memory the loader
+//! reuses. So on a timeout every grant of every request in flight is ended
+//! (`gnttab::end_access`, which fails while the backend still has the page mapped,
+//! `GTF_reading`/`GTF_writing`), retried for [`GRACE_MS`]; pages still mapped after that
+//! stay granted for good: the loader's own (bounce, indirect) are leaked, the caller's go
+//! into [`mem::QUARANTINE`], which every allocator of guest RAM skips. The device is
+//! then unusable ([`BlockError::Broken`]): its ring still holds requests the backend may
+//! answer late, so slot ids could be confused. Only reads larger than the bounce buffer
+//! go straight into the caller's buffer (kernels, initrds: guest RAM from the region
+//! allocator); smaller ones, which land in heap memory the allocator cannot quarantine,
+//! are bounced. The same holds for a grant still mapped when its response arrives (a
+//! backend that answered before unmapping).
 //!
 //! [`BlkFront::release`] hands the disk back: Closing, Closed (the backend unmaps
 //! everything), keys removed, grants revoked, event channel closed, and the frontend put
@@ -30,6 +44,7 @@ use super::xenstore::{Xenstore, XsError};
 use super::{evtchn_alloc_unbound, evtchn_clear, evtchn_close, evtchn_send, gnttab, wait_event};
 use crate::abi::xen::*;
 use crate::block::{BlockDevice, BlockError, check_request};
+use crate::mem;
 use crate::platform::time::Deadline;
 
 const PAGE: usize = 4096;
@@ -45,11 +60,15 @@ const BOUNCE: usize = 64 << 10;
 const REQUEST_MS: u64 = 30_000;
 /// How long the backend may take to change state.
 const STATE_MS: u64 = 10_000;
+/// After a timeout, how long to keep trying to end grants the backend still maps.
+const GRACE_MS: u64 = 2_000;
 
 /// A page-aligned, zeroed heap allocation (rings, indirect pages, bounce buffers).
 struct Pages {
     ptr: *mut u8,
     len: usize,
+    /// Granted to a backend that never let go: never freed.
+    leaked: bool,
 }
 
 impl Pages {
@@ -57,7 +76,7 @@ impl Pages {
         let layout = Layout::from_size_align(len, PAGE).ok()?;
         // SAFETY: the layout has non-zero size (callers ask for >= one page).
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
-        (!ptr.is_null()).then_some(Pages { ptr, len })
+        (!ptr.is_null()).then_some(Pages { ptr, len, leaked: false })
     }
     fn addr(&self) -> u64 {
         self.ptr as u64
@@ -69,18 +88,96 @@ impl Pages {
 
 impl Drop for Pages {
     fn drop(&mut self) {
+        if self.leaked {
+            return; // a backend may still write it: the heap must never reuse it
+        }
         // SAFETY: allocated in `new` with exactly this layout.
         unsafe { alloc::alloc::dealloc(self.ptr, Layout::from_size_align_unchecked(self.len, PAGE)) }
     }
+}
+
+/// Whose page a grant gives the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// The caller's buffer.
+    Caller,
+    /// Our bounce buffer.
+    Bounce,
+    /// Our indirect descriptor pages.
+    Indirect,
+}
+
+/// One grant of a request: its reference, the page (frame number) and whose it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Granted {
+    gref: u32,
+    pfn: u64,
+    owner: Owner,
 }
 
 /// One request on the ring: its grants, to revoke when it completes.
 #[derive(Default)]
 struct InFlight {
     busy: bool,
-    grants: Vec<u32>,
+    grants: Vec<Granted>,
     status: i16,
     done: bool,
+}
+
+/// Ending a grant: `gnttab::end_access` on Xen; a fake backend in host tests.
+trait EndAccess {
+    /// False while the backend still maps the page (the grant stays live).
+    fn end_access(&mut self, gref: u32) -> bool;
+}
+
+struct Gnttab;
+
+impl EndAccess for Gnttab {
+    fn end_access(&mut self, gref: u32) -> bool {
+        gnttab::end_access(gref)
+    }
+}
+
+/// End every grant of every request in flight and free the slots. Returns the grants
+/// that could not be ended (the backend still maps those pages).
+fn revoke_inflight(inflight: &mut [InFlight], gt: &mut impl EndAccess) -> Vec<Granted> {
+    let mut stuck = Vec::new();
+    for f in inflight.iter_mut().filter(|f| f.busy) {
+        stuck.extend(core::mem::take(&mut f.grants).into_iter().filter(|g| !gt.end_access(g.gref)));
+        *f = InFlight::default();
+    }
+    stuck
+}
+
+/// Retry ending `stuck` until none is left or `expired()`; `wait()` between rounds.
+fn drain_stuck(
+    stuck: &mut Vec<Granted>,
+    gt: &mut impl EndAccess,
+    mut expired: impl FnMut() -> bool,
+    mut wait: impl FnMut(),
+) {
+    loop {
+        stuck.retain(|g| !gt.end_access(g.gref));
+        if stuck.is_empty() || expired() {
+            return;
+        }
+        wait();
+    }
+}
+
+/// Where the pages of grants that stay mapped for good are: (caller's pages as page
+/// ranges `(addr, len)`, the bounce buffer, the indirect pages).
+fn stranded(stuck: &[Granted]) -> (Vec<(u64, u64)>, bool, bool) {
+    let mut caller: Vec<(u64, u64)> = Vec::new();
+    for g in stuck.iter().filter(|g| g.owner == Owner::Caller) {
+        let at = g.pfn << 12;
+        match caller.last_mut() {
+            Some((a, l)) if *a + *l == at => *l += PAGE as u64,
+            _ => caller.push((at, PAGE as u64)),
+        }
+    }
+    let has = |o: Owner| stuck.iter().any(|g| g.owner == o);
+    (caller, has(Owner::Bounce), has(Owner::Indirect))
 }
 
 /// One Xen virtual block device.
@@ -109,7 +206,12 @@ pub struct BlkFront {
     indirect_pages: Option<Pages>,
     inflight: Vec<InFlight>,
     bounce: Pages,
+    /// Grants found still mapped when their request completed, to settle before the
+    /// buffer goes back to the caller.
+    stuck: Vec<Granted>,
     released: bool,
+    /// Set after a timeout: the ring is in an unknown state.
+    broken: Option<&'static str>,
 }
 
 /// What [`probe`] found: a disk's name, a description, and the device or why it failed.
@@ -173,7 +275,9 @@ impl BlkFront {
             indirect_pages: None,
             inflight: Vec::new(),
             bounce,
+            stuck: Vec::new(),
             released: false,
+            broken: None,
         };
         match d.connect() {
             Ok(()) => Ok(d),
@@ -337,19 +441,20 @@ impl BlkFront {
     /// Queue one read (`op` = BLKIF_OP_READ) or write (BLKIF_OP_WRITE) of `segs` (page
     /// address, first byte, length) at 512-byte sector `sector` in in-flight slot `slot`.
     /// Returns false (nothing queued, nothing leaked) when the grant table is full.
-    fn queue(&mut self, op: u8, slot: usize, sector: u64, segs: &[(u64, usize, usize)]) -> bool {
-        let mut grants = Vec::with_capacity(segs.len() + 1);
+    fn queue(&mut self, op: u8, slot: usize, sector: u64, segs: &[(u64, usize, usize)], owner: Owner) -> bool {
+        let mut grants: Vec<Granted> = Vec::with_capacity(segs.len() + 1);
         let mut descs = Vec::with_capacity(segs.len());
         // A write's pages are only read by the backend: grant them read-only.
         let backend_reads = op == BLKIF_OP_WRITE;
         for &(page, off, len) in segs {
             let Some(g) = gnttab::grant(self.backend_id, page >> 12, backend_reads) else {
+                // Never posted: the backend has not seen these refs, ending them succeeds.
                 for g in grants {
-                    gnttab::end_access(g);
+                    gnttab::end_access(g.gref);
                 }
                 return false;
             };
-            grants.push(g);
+            grants.push(Granted { gref: g, pfn: page >> 12, owner });
             descs.push(BlkifRequestSegment {
                 gref: g,
                 first_sect: (off / 512) as u8,
@@ -363,11 +468,11 @@ impl BlkFront {
             let ind = pages + (slot * PAGE) as u64;
             let Some(g) = gnttab::grant(self.backend_id, ind >> 12, true) else {
                 for g in grants {
-                    gnttab::end_access(g);
+                    gnttab::end_access(g.gref);
                 }
                 return false;
             };
-            grants.push(g);
+            grants.push(Granted { gref: g, pfn: ind >> 12, owner: Owner::Indirect });
             for (i, s) in descs.iter().enumerate() {
                 // SAFETY: the indirect page for `slot` is ours (PAGE bytes, 512 slots of 8
                 // bytes, i < 256); the backend only reads it after the request is posted.
@@ -426,11 +531,11 @@ impl BlkFront {
                 if let Some(f) = self.inflight.get_mut(r.id as usize).filter(|f| f.busy && !f.done) {
                     f.status = r.status;
                     f.done = true;
-                    for g in core::mem::take(&mut f.grants) {
-                        // The backend unmapped before answering; a grant still mapped is
-                        // left allocated (leaked) rather than reused under its feet.
-                        gnttab::end_access(g);
-                    }
+                    // The backend unmaps before answering; a grant still mapped is kept
+                    // and settled (waited for, else quarantined) before the buffer is
+                    // handed back.
+                    let stuck = &mut self.stuck;
+                    stuck.extend(core::mem::take(&mut f.grants).into_iter().filter(|g| !gnttab::end_access(g.gref)));
                     n += 1;
                 }
             }
@@ -447,7 +552,54 @@ impl BlkFront {
     /// Read (`op` = BLKIF_OP_READ) `len` bytes at 512-byte sector `sector` into `addr`, or
     /// write them from there (BLKIF_OP_WRITE); `addr` is sector-size aligned,
     /// identity-mapped memory. Many requests in flight.
-    fn transfer_direct(&mut self, op: u8, sector: u64, addr: u64, len: usize) -> Result<(), BlockError> {
+    fn transfer_direct(&mut self, op: u8, sector: u64, addr: u64, len: usize, owner: Owner) -> Result<(), BlockError> {
+        let r = self.transfer_inner(op, sector, addr, len, owner);
+        if self.stuck.is_empty() {
+            return r;
+        }
+        match self.settle_stuck() {
+            0 => r,
+            _ => {
+                self.broken = Some("the backend kept pages of a completed request mapped; they are kept out of use");
+                Err(BlockError::Broken("the backend kept pages of a completed request mapped"))
+            }
+        }
+    }
+
+    /// Wait up to [`GRACE_MS`] for the backend to unmap [`BlkFront::stuck`]; whatever it
+    /// still maps then stays granted for good and out of use (see the module doc).
+    /// Returns how many pages that is.
+    fn settle_stuck(&mut self) -> usize {
+        let mut stuck = core::mem::take(&mut self.stuck);
+        let grace = Deadline::after_ms(GRACE_MS);
+        drain_stuck(&mut stuck, &mut Gnttab, || grace.expired(), || super::sleep_us(10_000));
+        let (caller, bounce, indirect) = stranded(&stuck);
+        for (at, len) in caller {
+            mem::QUARANTINE.add(at, len);
+        }
+        self.bounce.leaked |= bounce;
+        if let Some(p) = self.indirect_pages.as_mut() {
+            p.leaked |= indirect;
+        }
+        // The refs stay allocated: gnttab::outstanding() counts them at handoff.
+        stuck.len()
+    }
+
+    /// A request timed out: take back every grant the ring still holds, and give up on the
+    /// device (its ring may still be answered late). See the module doc.
+    fn abandon_inflight(&mut self) -> BlockError {
+        let stuck = revoke_inflight(&mut self.inflight, &mut Gnttab);
+        self.stuck.extend(stuck);
+        if self.settle_stuck() == 0 {
+            self.broken = Some("a request timed out (its grants were revoked)");
+            BlockError::Timeout
+        } else {
+            self.broken = Some("a request timed out and the backend still maps its pages; they are kept out of use");
+            BlockError::Broken("a request timed out and the backend still maps its pages; they are kept out of use")
+        }
+    }
+
+    fn transfer_inner(&mut self, op: u8, sector: u64, addr: u64, len: usize, owner: Owner) -> Result<(), BlockError> {
         let mut pos = 0usize; // bytes queued so far
         let mut outstanding = 0usize;
         let mut error: Option<BlockError> = None;
@@ -470,7 +622,7 @@ impl BlkFront {
                     segs.push((a - off as u64, off, n));
                     p += n;
                 }
-                if !self.queue(op, slot, sector + (pos / 512) as u64, &segs) {
+                if !self.queue(op, slot, sector + (pos / 512) as u64, &segs, owner) {
                     if outstanding == 0 {
                         error = Some(BlockError::Broken("the grant table is full"));
                     }
@@ -500,9 +652,8 @@ impl BlkFront {
                 continue;
             }
             if deadline.expired() {
-                // Leave the ring as it is: the disk is unusable from here on.
-                self.released = true;
-                return Err(BlockError::Timeout);
+                // The disk is unusable from here on; no grant of it may outlive this.
+                return Err(self.abandon_inflight());
             }
             wait_event(self.port, 10_000);
         }
@@ -516,6 +667,9 @@ impl BlkFront {
         if self.released {
             return Err(BlockError::Broken("the disk was handed back to Xen"));
         }
+        if let Some(why) = self.broken {
+            return Err(BlockError::Broken(why));
+        }
         Ok(lba * u64::from(self.sector_size / 512))
     }
 
@@ -526,6 +680,8 @@ impl BlkFront {
             self.port = 0;
         }
         self.ring_grants.retain(|&g| !gnttab::end_access(g));
+        // A ring page the backend still maps must never go back to the heap.
+        self.ring.leaked |= !self.ring_grants.is_empty();
     }
 }
 
@@ -540,15 +696,15 @@ impl BlockDevice for BlkFront {
         let sector = self.start_sector(lba, buf.len())?;
         let bs = self.sector_size as usize;
         let addr = buf.as_mut_ptr() as u64;
-        if addr.is_multiple_of(bs as u64) {
+        if addr.is_multiple_of(bs as u64) && buf.len() > BOUNCE {
             // Identity mapped: the buffer's address is its guest-physical address.
-            return self.transfer_direct(BLKIF_OP_READ, sector, addr, buf.len());
+            return self.transfer_direct(BLKIF_OP_READ, sector, addr, buf.len(), Owner::Caller);
         }
         let mut done = 0;
         while done < buf.len() {
             let n = (buf.len() - done).min(BOUNCE);
             let bounce = self.bounce.addr();
-            self.transfer_direct(BLKIF_OP_READ, sector + (done / 512) as u64, bounce, n)?;
+            self.transfer_direct(BLKIF_OP_READ, sector + (done / 512) as u64, bounce, n, Owner::Bounce)?;
             // SAFETY: the bounce buffer is ours, BOUNCE bytes, filled by the backend, and no
             // request that targets it is outstanding (transfer_direct drained them).
             let src = unsafe { core::slice::from_raw_parts(self.bounce.ptr, n) };
@@ -565,8 +721,8 @@ impl BlockDevice for BlkFront {
         }
         let bs = self.sector_size as usize;
         let addr = buf.as_ptr() as u64;
-        if addr.is_multiple_of(bs as u64) {
-            return self.transfer_direct(BLKIF_OP_WRITE, sector, addr, buf.len());
+        if addr.is_multiple_of(bs as u64) && buf.len() > BOUNCE {
+            return self.transfer_direct(BLKIF_OP_WRITE, sector, addr, buf.len(), Owner::Caller);
         }
         let mut done = 0;
         while done < buf.len() {
@@ -575,7 +731,7 @@ impl BlockDevice for BlkFront {
             // is outstanding (transfer_direct drains its requests before returning).
             let dst = unsafe { core::slice::from_raw_parts_mut(self.bounce.ptr, n) };
             dst.copy_from_slice(&buf[done..done + n]);
-            self.transfer_direct(BLKIF_OP_WRITE, sector + (done / 512) as u64, self.bounce.addr(), n)?;
+            self.transfer_direct(BLKIF_OP_WRITE, sector + (done / 512) as u64, self.bounce.addr(), n, Owner::Bounce)?;
             done += n;
         }
         Ok(())
@@ -638,4 +794,79 @@ pub fn state_name(s: u32) -> &'static str {
 /// Boxed for the disk list.
 pub fn boxed(d: BlkFront) -> Box<dyn BlockDevice> {
     Box::new(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    /// A grant table whose backend keeps some refs mapped for a number of tries.
+    struct FakeGrants {
+        /// gref -> tries left before the backend unmaps it (u32::MAX: never).
+        mapped: Vec<(u32, u32)>,
+        ended: Vec<u32>,
+    }
+
+    impl EndAccess for FakeGrants {
+        fn end_access(&mut self, gref: u32) -> bool {
+            if let Some((_, left)) = self.mapped.iter_mut().find(|(g, _)| *g == gref)
+                && *left > 0
+            {
+                *left = left.saturating_sub(1);
+                return false;
+            }
+            assert!(!self.ended.contains(&gref), "grant {gref} ended twice");
+            self.ended.push(gref);
+            true
+        }
+    }
+
+    fn req(grants: &[(u32, u64, Owner)]) -> InFlight {
+        InFlight {
+            busy: true,
+            grants: grants.iter().map(|&(gref, pfn, owner)| Granted { gref, pfn, owner }).collect(),
+            status: 0,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn timeout_revokes_every_grant_the_backend_does_not_map() {
+        let mut inflight = vec![
+            req(&[(10, 0x100, Owner::Caller), (11, 0x101, Owner::Caller)]),
+            InFlight::default(),
+            req(&[(12, 0x200, Owner::Bounce), (13, 0x300, Owner::Indirect)]),
+        ];
+        let mut gt = FakeGrants { mapped: Vec::new(), ended: Vec::new() };
+        let stuck = revoke_inflight(&mut inflight, &mut gt);
+        assert!(stuck.is_empty());
+        assert_eq!(gt.ended, [10, 11, 12, 13]);
+        assert!(inflight.iter().all(|f| !f.busy && f.grants.is_empty()));
+    }
+
+    #[test]
+    fn grants_still_mapped_are_retried_then_kept_out_of_use() {
+        let mut inflight = vec![
+            req(&[(10, 0x100, Owner::Caller), (11, 0x101, Owner::Caller), (12, 0x102, Owner::Caller)]),
+            req(&[(20, 0x500, Owner::Bounce), (21, 0x900, Owner::Indirect), (22, 0x104, Owner::Caller)]),
+        ];
+        // 11 is unmapped after two more tries; 12, 20 and 22 never are.
+        let mut gt =
+            FakeGrants { mapped: vec![(11, 2), (12, u32::MAX), (20, u32::MAX), (22, u32::MAX)], ended: Vec::new() };
+        let mut stuck = revoke_inflight(&mut inflight, &mut gt);
+        assert_eq!(stuck.iter().map(|g| g.gref).collect::<Vec<_>>(), [11, 12, 20, 22]);
+        let rounds = core::cell::Cell::new(0);
+        drain_stuck(&mut stuck, &mut gt, || rounds.get() >= 5, || rounds.set(rounds.get() + 1));
+        assert_eq!(rounds.get(), 5, "keeps trying until the grace period ends");
+        assert!(gt.ended.contains(&11));
+        let (caller, bounce, indirect) = stranded(&stuck);
+        // The caller's still-mapped pages, as ranges to quarantine (0x102 and 0x104 are
+        // not adjacent); the bounce buffer must be leaked; the indirect page was revoked.
+        assert_eq!(caller, [(0x102000, 0x1000), (0x104000, 0x1000)]);
+        assert!(bounce && !indirect);
+        // Nothing stuck: the wait is never entered.
+        let mut none = Vec::new();
+        drain_stuck(&mut none, &mut gt, || panic!("no grace needed"), || panic!("no wait needed"));
+    }
 }

@@ -137,9 +137,19 @@ unsafe fn hypercall(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64
     rax
 }
 
-fn hypercall_ptr<T>(nr: u32, cmd: u32, arg: &mut T) -> i64 {
-    // SAFETY: every caller passes a command and the `#[repr(C)]` structure (from
-    // abi::xen) that command takes; `arg` is live, exclusively borrowed loader memory.
+/// Hypercall `nr` with sub-command `cmd` and its argument structure `arg` (the common
+/// two-argument form: `HYPERVISOR_xxx_op(cmd, &arg)`). Returns Xen's result (0 or a
+/// negative errno).
+///
+/// # Safety
+/// `T` must be the `#[repr(C)]` structure (from `abi::xen`) that `nr`/`cmd` takes, with
+/// every pointer and handle inside it naming live, identity-mapped memory of the size and
+/// layout Xen will read or write; and the hypercall's effects beyond `arg` (pages mapped
+/// over guest-physical addresses, ports closed, the domain shut down) must be ones the
+/// caller accounts for. [`init_hypercalls`] must have succeeded.
+unsafe fn hypercall_ptr<T>(nr: u32, cmd: u32, arg: &mut T) -> i64 {
+    // SAFETY: the caller guarantees the (nr, cmd, T) triple and its effects; `arg` is an
+    // exclusive borrow, so Xen writing it back is no aliasing violation.
     unsafe { hypercall(nr, u64::from(cmd), arg as *mut T as u64, 0, 0, 0) }
 }
 
@@ -166,7 +176,9 @@ pub fn console_io_write(s: &[u8]) -> bool {
 /// An HVM parameter of this domain.
 pub fn hvm_param(index: u32) -> Result<u64, XenError> {
     let mut p = XenHvmParam { domid: DOMID_SELF, _pad: 0, index, value: 0 };
-    match hypercall_ptr(HYPERVISOR_HVM_OP, HVMOP_GET_PARAM, &mut p) {
+    // SAFETY: HVMOP_get_param takes a xen_hvm_param (hvm/hvm_op.h), holds no pointers and
+    // only writes `value`; reading a parameter of our own domain has no other effect.
+    match unsafe { hypercall_ptr(HYPERVISOR_HVM_OP, HVMOP_GET_PARAM, &mut p) } {
         0 => Ok(p.value),
         rc => Err(XenError::Hypercall("HVMOP_get_param", rc)),
     }
@@ -177,7 +189,9 @@ pub fn hvm_param(index: u32) -> Result<u64, XenError> {
 pub fn shutdown(reason: u32) {
     if hypercalls_ready() {
         let mut s = SchedShutdown { reason };
-        hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_SHUTDOWN, &mut s);
+        // SAFETY: SCHEDOP_shutdown takes a sched_shutdown (sched.h) with no pointers; ending
+        // the domain is what the caller asks for.
+        unsafe { hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_SHUTDOWN, &mut s) };
     }
 }
 
@@ -192,7 +206,9 @@ pub fn yield_cpu() {
 /// A new unbound port that `remote` may bind to.
 pub fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
     let mut a = EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: remote, port: 0 };
-    match hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_ALLOC_UNBOUND, &mut a) {
+    // SAFETY: EVTCHNOP_alloc_unbound takes an evtchn_alloc_unbound (event_channel.h), no
+    // pointers; it only allocates a new port and writes its number back.
+    match unsafe { hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_ALLOC_UNBOUND, &mut a) } {
         0 => Ok(a.port),
         rc => Err(XenError::Hypercall("EVTCHNOP_alloc_unbound", rc)),
     }
@@ -201,13 +217,17 @@ pub fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
 /// Notify the other end of `port`.
 pub fn evtchn_send(port: u32) {
     let mut p = EvtchnPort { port };
-    hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_SEND, &mut p);
+    // SAFETY: EVTCHNOP_send takes an evtchn_send (one port number, no pointers); it only
+    // raises an event at the other end.
+    unsafe { hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_SEND, &mut p) };
 }
 
 /// Close `port`.
 pub fn evtchn_close(port: u32) {
     let mut p = EvtchnPort { port };
-    hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_CLOSE, &mut p);
+    // SAFETY: EVTCHNOP_close takes an evtchn_close (one port number, no pointers); closing
+    // a port touches no guest memory (a stale port number only fails).
+    unsafe { hypercall_ptr(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_CLOSE, &mut p) };
 }
 
 fn shared_info() -> Option<*mut SharedInfoHead> {
@@ -275,7 +295,9 @@ pub fn wait_event(port: u32, max_us: u64) {
         _pad: 0,
         timeout: now.saturating_add(max_us.saturating_mul(1000)).max(1),
     };
-    if hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, &mut p) != 0 {
+    // SAFETY: SCHEDOP_poll takes a sched_poll (sched.h) whose handle names `nr_ports`
+    // (1) port numbers: `ports`, which lives until after the call; Xen only reads it.
+    if unsafe { hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, &mut p) } != 0 {
         yield_cpu();
     }
 }
@@ -290,7 +312,9 @@ pub fn sleep_us(us: u64) {
     };
     let mut p =
         SchedPoll { ports: 0, nr_ports: 0, _pad: 0, timeout: now.saturating_add(us.saturating_mul(1000)).max(1) };
-    if hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, &mut p) != 0 {
+    // SAFETY: SCHEDOP_poll with nr_ports = 0: Xen reads no port list (the null handle is
+    // never dereferenced) and only sleeps until the timeout.
+    if unsafe { hypercall_ptr(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, &mut p) } != 0 {
         yield_cpu();
     }
 }
@@ -318,11 +342,16 @@ impl Xen {
         let version = version();
         let pages = 1 + u64::from(GRANT_FRAMES);
         let hole = find_hole(memmap, pages * PAGE).ok_or(XenError::NoHole)?;
-        add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, hole / PAGE)
+        // SAFETY: `hole` is page aligned and lies in a gap of the memory map (find_hole):
+        // no RAM, nothing of the loader's is there, so mapping Xen's page over it hides
+        // nothing in use.
+        unsafe { add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, hole / PAGE) }
             .map_err(|rc| XenError::Hypercall("mapping shared_info", rc))?;
         SHARED_INFO.store(hole, Ordering::Release);
         for i in 0..GRANT_FRAMES {
-            add_to_physmap(XENMAPSPACE_GRANT_TABLE, u64::from(i), hole / PAGE + 1 + u64::from(i))
+            // SAFETY: as above: the pages after shared_info are in the same hole (find_hole
+            // found room for all 1 + GRANT_FRAMES of them).
+            unsafe { add_to_physmap(XENMAPSPACE_GRANT_TABLE, u64::from(i), hole / PAGE + 1 + u64::from(i)) }
                 .map_err(|rc| XenError::Hypercall("mapping grant frames", rc))?;
         }
         GRANT_TABLE.store(hole + PAGE, Ordering::Release);
@@ -339,9 +368,17 @@ impl Xen {
 static GRANT_TABLE: AtomicU64 = AtomicU64::new(0);
 static NR_GRANT_FRAMES: AtomicU32 = AtomicU32::new(0);
 
-fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
+/// Map Xen page `idx` of `space` at guest frame `gpfn`.
+///
+/// # Safety
+/// Whatever was at `gpfn` disappears from the guest's view (RAM there is replaced):
+/// `gpfn` must be a frame no memory the loader (or the kernel it boots, unless told it
+/// is reserved) uses.
+unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), i64> {
     let mut a = XenAddToPhysmap { domid: DOMID_SELF, size: 0, space, idx, gpfn };
-    match hypercall_ptr(HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut a) {
+    // SAFETY: XENMEM_add_to_physmap takes a xen_add_to_physmap (memory.h), no pointers;
+    // the caller vouches for `gpfn` (see above).
+    match unsafe { hypercall_ptr(HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut a) } {
         0 => Ok(()),
         rc => Err(rc),
     }
