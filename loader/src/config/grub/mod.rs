@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A GRUB 2 script interpreter for `grub.cfg`: [`lexer`] → [`parser`] (an AST) → [`eval`].
+//! A GRUB 2 script interpreter for `grub.cfg`: [`lexer`] → [`parser`] (an AST) → [`eval`],
+//! which looks builtin commands up by name in `cmd`'s table, a module per kind of command.
 //!
 //! It runs what distributions' `grub-mkconfig` and Red Hat's `blscfg` produce — quoting,
 //! `$var`/`${var}`, `if`/`while`/`until`/`for`, functions with `$1...`, `[ ... ]`/`test`,
@@ -17,14 +18,16 @@
 //! `hwmatch` and `keystatus` fail, no `case`, translations are not applied to `$"..."`,
 //! and `&&`/`||` work (GRUB rejects them).
 
+mod cmd;
 pub mod eval;
 pub mod lexer;
+mod options;
 pub mod parser;
 
 use alloc::format;
 use alloc::string::{String, ToString};
 
-pub use eval::{Dialect, Limits, Options};
+pub use options::{Dialect, Limits, Options};
 
 use super::configfs::ConfigFs;
 use super::menu::{Env, Menu, MenuError};

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! How to evaluate a configuration: the [`Limits`] that stop hostile ones, and which GRUB's
+//! rules to follow ([`Dialect`]). The evaluator ([`super::eval`]) counts against the limits.
+
+/// Limits that stop hostile configurations: each is an error naming the place, never a hang
+/// or unbounded memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Commands, loop iterations and function calls, over the whole evaluation.
+    pub steps: u64,
+    /// Nesting of function calls, `source`, `configfile` and `eval`.
+    pub depth: u32,
+    /// Longest variable value or word, in bytes.
+    pub value_len: usize,
+    /// All variables of one context together, in bytes.
+    pub env_bytes: usize,
+    /// Menu entries and submenus, together.
+    pub entries: usize,
+    /// Largest configuration file read (`source`, `configfile`, BLS entries).
+    pub file_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            steps: 100_000,
+            depth: 32,
+            value_len: 64 * 1024,
+            env_bytes: 256 * 1024,
+            entries: 1024,
+            file_size: 1 << 20,
+        }
+    }
+}
+
+/// Which GRUB's rules to follow where they differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// GNU GRUB (Debian, Ubuntu, Arch, SUSE): a submenu or `configfile` sees only exported
+    /// variables.
+    Upstream,
+    /// Red Hat's GRUB (Fedora, RHEL; it has `blscfg`): every variable is carried in.
+    Rhboot,
+}
+
+impl Dialect {
+    /// Red Hat's when the text uses `blscfg`.
+    pub fn detect(text: &str) -> Dialect {
+        if text.contains("blscfg") || text.contains("bls_import") { Dialect::Rhboot } else { Dialect::Upstream }
+    }
+}
+
+/// How to evaluate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub limits: Limits,
+    /// `None`: [`Dialect::detect`].
+    pub dialect: Option<Dialect>,
+}
