@@ -63,7 +63,12 @@ pub fn probe_block_devices_logged(log: &mut dyn FnMut(&str)) -> Vec<Disk> {
             } else {
                 PciTransport::legacy(f.addr)
             };
-            found.push((format!("virtio-blk pci {} ({kind})", f.addr), t.and_then(blk)));
+            let high = t.as_ref().ok().and_then(PciTransport::common_config_addr).filter(|&a| a >= 1 << 32);
+            let desc = match high {
+                Some(a) => format!("virtio-blk pci {} ({kind}, 64-bit BAR above 4 GiB, registers at {a:#x})", f.addr),
+                None => format!("virtio-blk pci {} ({kind})", f.addr),
+            };
+            found.push((desc, t.and_then(blk)));
         }
     } else {
         for slot in (0..MICROVM_SLOTS).rev() {
