@@ -335,7 +335,8 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
                 Err(e) => say!("rxen: {e}; no disks"),
             }
         } else {
-            for (name, desc, dev) in rxen_loader::drivers::probe_block_devices() {
+            for (name, desc, dev) in rxen_loader::drivers::probe_block_devices(&bi.cmdline, &mut |m| say!("rxen: {m}"))
+            {
                 disks.push(Disk { name, desc, dev: Box::new(CachedDevice::new(dev)) });
             }
         }

@@ -4,6 +4,7 @@
 //! (§2.6) and the block device (§5.2). Polled only: the loader runs with interrupts off.
 
 pub mod blk;
+pub mod cmdline;
 pub mod mmio;
 pub mod pci;
 pub mod queue;
