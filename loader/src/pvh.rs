@@ -167,7 +167,7 @@ impl Platform for HwPlatform {
         time::now_us
     }
 
-    fn probe_disks(&mut self, _cmdline: &str, log: &mut dyn FnMut(String)) -> Vec<Disk> {
+    fn probe_disks(&mut self, cmdline: &str, log: &mut dyn FnMut(String)) -> Vec<Disk> {
         let mut disks = Vec::new();
         if self.xen.is_some() {
             match Xenstore::open() {
@@ -183,7 +183,7 @@ impl Platform for HwPlatform {
                 Err(e) => log(alloc::format!("{e}; no disks")),
             }
         } else {
-            for (name, desc, dev) in crate::drivers::probe_block_devices() {
+            for (name, desc, dev) in crate::drivers::probe_block_devices(cmdline, &mut |m| log(m.into())) {
                 disks.push(Disk::new(name, desc, Box::new(CachedDevice::new(dev))));
             }
         }

@@ -140,3 +140,74 @@ fn no_disks_on_microvm() {
     let (lines, run) = disk_lines("microvm", &[]);
     assert!(lines.is_empty(), "{}", run.dump());
 }
+
+/// Devices named on the command line, as Firecracker names its virtio-mmio devices:
+/// microvm with its own command-line additions off, `virtio_mmio.device=` naming the
+/// slot the first disk is really in, and a bogus word for a window with no device
+/// (`4K@0xd0000000:5`, Firecracker's first slot, empty here) and a malformed one. The
+/// named disk is found through the command line (and not a second time as a slot), the
+/// second disk still through microvm's slots; the others are reported and skipped.
+#[test]
+fn virtio_mmio_devices_named_on_the_command_line() {
+    let dir = Scratch::new("virtio-mmio-cmdline");
+    let (a, b) = (make_disk(&dir, "a.img", 2, 0x19), make_disk(&dir, "b.img", 3, 0x2b));
+    let mut args = drive(&a, "d0", "virtio-blk-device");
+    args.extend(drive(&b, "d1", "virtio-blk-device"));
+    let mut q = Qemu::new("microvm,auto-kernel-cmdline=off", &loader());
+    // Slot 23 (where QEMU puts the first disk) is at 0xfeb00000 + 23 * 0x200.
+    q.append = Some(
+        "rxen.debug virtio_mmio.device=512@0xfeb02e00:28 virtio_mmio.device=4K@0xd0000000:5 \
+         virtio_mmio.device=4K@"
+            .into(),
+    );
+    q.timeout = Duration::from_secs(60);
+    q.extra_args = args;
+    let run = q.run();
+    assert!(!run.timed_out, "the loader hung:\n{}", run.dump());
+    assert!(run.debugcon.contains("rxen: powering off"), "{}", run.dump());
+    let lines: Vec<&str> = run.debugcon.lines().filter(|l| l.starts_with("rxen: disk ")).collect();
+    let want = [
+        a.expected_line("vda", "virtio-blk mmio 0xfeb02e00 (virtio_mmio.device=, legacy)", 512),
+        b.expected_line("vdb", "virtio-blk mmio slot 22 (legacy)", 512),
+    ];
+    assert_eq!(lines, want, "{}", run.dump());
+    for msg in [
+        "rxen: virtio_mmio.device at 0xd0000000+0x1000: no virtio-mmio device there (magic 0x00000000); skipped",
+        "rxen: virtio-mmio: skipping \"virtio_mmio.device=4K@\": the base address is not a number",
+    ] {
+        assert!(run.debugcon.contains(msg), "want {msg:?}:\n{}", run.dump());
+    }
+}
+
+/// A modern virtio-blk-pci disk whose 64-bit BAR SeaBIOS places above 4 GiB: a
+/// pci-testdev with a 2 GiB 64-bit BAR does not fit the 32-bit hole with everything
+/// else, so SeaBIOS moves every 64-bit BAR to its high window (0x180000000 for the
+/// virtio BAR on QEMU 7.2's q35). The loader maps it and boots Debian's kernel from
+/// that disk to the guest marker.
+#[test]
+fn boot_from_virtio_pci_disk_with_bar_above_4g() {
+    let mut q = Qemu::new("q35", &loader());
+    q.append = Some(format!("{} rxen.debug", sample_cmdline()));
+    q.timeout = Duration::from_secs(90);
+    q.extra_args = vec![
+        "-drive".into(),
+        format!("file={},format=raw,if=none,id=d0,snapshot=on", boot_disks().join("ext4.img").display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=d0,disable-legacy=on,addr=05.0".into(),
+        "-device".into(),
+        "pci-testdev,membar=2G,addr=06.0".into(),
+    ];
+    let run = q.run();
+    let line = run.serial.lines().find(|l| l.starts_with("rxen: disk vda: ")).unwrap_or_default();
+    let at = line
+        .split("registers at 0x")
+        .nth(1)
+        .and_then(|r| u64::from_str_radix(r.split(|c: char| !c.is_ascii_hexdigit()).next()?, 16).ok());
+    assert!(
+        line.contains("virtio-blk pci 00:05.0 (modern, 64-bit BAR above 4 GiB") && at.is_some_and(|a| a >= 1 << 32),
+        "the disk's BAR is not above 4 GiB (or not reported):\n{}",
+        run.dump()
+    );
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: root is now (vda)"), "{}", run.dump());
+}

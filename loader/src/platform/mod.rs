@@ -5,6 +5,7 @@
 
 pub mod acpi;
 pub mod io;
+pub mod paging;
 pub mod pci;
 pub mod serial;
 pub mod time;

@@ -545,7 +545,15 @@ impl Session<'_, '_> {
         // Placement works on a copy: a plan that fails leaves the boot's RAM as it was.
         let mut ram = self.env.ram.clone();
         let memdisk = self.env.memdisk.map(|m| (m.paddr, m.bytes.len() as u64));
-        let (copies, jump, msg) = plan::build(p, &mut ram, self.env.e820, self.env.rsdp, memdisk)?;
+        // Pages a device may still write (a timed-out request whose grant could not be
+        // ended) are reserved in the kernel's map too; Linux lets a reserved entry win
+        // over RAM it overlaps.
+        let mut e820 = self.env.e820.to_vec();
+        for r in crate::mem::QUARANTINE.ranges() {
+            let at = e820.iter().position(|e| e.addr > r.start).unwrap_or(e820.len());
+            e820.insert(at, E820Entry { addr: r.start, size: r.end - r.start, kind: crate::mem::E820_RESERVED });
+        }
+        let (copies, jump, msg) = plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk)?;
         if let Some(msg) = msg {
             say!(self.con, "{msg}");
         }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The virtio-mmio transport (virtio 1.1 §4.2): version 2 (modern, §4.2.2) and version 1
 //! (legacy, §4.2.4), as QEMU's microvm places them: 24 slots of 0x200 bytes from
-//! 0xfeb00000 (hw/i386/microvm.c; see ../shared/design/TOOLCHAIN.md).
+//! 0xfeb00000 (hw/i386/microvm.c; see ../shared/design/TOOLCHAIN.md), and wherever a
+//! `virtio_mmio.device=` word on the command line says ([`super::cmdline`]).
 
 use super::queue::{QUEUE_ALIGN, VirtQueue};
 use super::{InitError, MmioRegion, Transport};

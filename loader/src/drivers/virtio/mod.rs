@@ -4,6 +4,7 @@
 //! (§2.6) and the block device (§5.2). Polled only: the loader runs with interrupts off.
 
 pub mod blk;
+pub mod cmdline;
 pub mod mmio;
 pub mod pci;
 pub mod queue;
@@ -129,9 +130,10 @@ pub struct MmioRegion {
 
 impl MmioRegion {
     /// # Safety
-    /// `base .. base + len` must be device registers (no RAM the loader uses), below 4 GiB
-    /// (identity mapped by pvh.S), and accessing them must be free of side effects beyond
-    /// the device's documented ones.
+    /// `base .. base + len` must be device registers (no RAM the loader uses), identity
+    /// mapped (below 4 GiB by pvh.S; above it by [`crate::platform::paging::map_mmio`]),
+    /// and accessing them must be free of side effects beyond the device's documented
+    /// ones.
     pub unsafe fn new(base: u64, len: usize) -> MmioRegion {
         MmioRegion { base: base as usize, len }
     }

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use super::queue::{QUEUE_ALIGN, VirtQueue};
 use super::{InitError, MmioRegion, Transport};
 use crate::platform::io::IoPorts;
+use crate::platform::paging::map_mmio;
 use crate::platform::pci::{Bar, CAP_MSIX, CAP_VENDOR, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY, PciAddr};
 
 pub const VENDOR_VIRTIO: u16 = 0x1af4;
@@ -80,13 +81,19 @@ fn cap_region(pci: PciAddr, cap: u8) -> Result<MmioRegion, InitError> {
     let length = pci.read32(cap + 12);
     match pci.bar(bar) {
         Some(Bar::Mem(base)) => {
-            let start = base.checked_add(u64::from(offset)).ok_or(InitError("capability outside 4 GiB"))?;
-            if start.checked_add(u64::from(length)).is_none_or(|end| end > 1 << 32) || base < (1 << 20) {
-                return Err(InitError("capability BAR not where the loader can reach it (above 4 GiB?)"));
+            let start = base.checked_add(u64::from(offset)).ok_or(InitError("capability beyond 2^64"))?;
+            if start.checked_add(u64::from(length)).is_none() || base < (1 << 20) {
+                return Err(InitError("capability BAR at an impossible address"));
             }
-            // SAFETY: a memory BAR the firmware programmed for this virtio function, below
-            // 4 GiB (checked), so identity mapped; the window is the capability's own
-            // register block, whose accesses only have the spec's side effects.
+            // 64-bit BARs may sit above 4 GiB (SeaBIOS's high window, Cloud Hypervisor):
+            // identity-map them like the low 4 GiB.
+            map_mmio(start, u64::from(length)).map_err(|_| {
+                InitError("capability BAR beyond the CPU's physical address space, or no memory to map it")
+            })?;
+            // SAFETY: a memory BAR the firmware programmed for this virtio function,
+            // identity mapped (below 4 GiB by pvh.S, above by map_mmio just now); the
+            // window is the capability's own register block, whose accesses only have
+            // the spec's side effects.
             Ok(unsafe { MmioRegion::new(start, length as usize) })
         }
         _ => Err(InitError("virtio capability in an unassigned or I/O BAR")),
@@ -94,6 +101,14 @@ fn cap_region(pci: PciAddr, cap: u8) -> Result<MmioRegion, InitError> {
 }
 
 impl PciTransport {
+    /// Where the modern interface's common configuration is (None on the legacy one).
+    pub fn common_config_addr(&self) -> Option<u64> {
+        match self {
+            PciTransport::Modern { common, .. } => Some(common.base()),
+            PciTransport::Legacy { .. } => None,
+        }
+    }
+
     /// The modern interface of `pci` (§4.1.4): find the common, notify and device
     /// configuration capabilities (the first of each type, §4.1.4.1).
     pub fn modern(pci: PciAddr) -> Result<PciTransport, InitError> {
