@@ -1,4 +1,4 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Filesystems the loader reads (read-only).
+//! Filesystems the loader reads (and, for grubenv, rewrites a file's bytes in place).
 
 pub mod ext4;
