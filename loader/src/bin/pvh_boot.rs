@@ -250,6 +250,9 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         None
     };
     let domain = parse_domain_cmdline(&bi.cmdline);
+    if let Some(c) = domain.options.crash {
+        panic!("rxen.crash={c}: panicking on purpose");
+    }
     for w in &domain.warnings {
         say!("rxen: {w}");
     }
