@@ -29,6 +29,25 @@ pub struct RxenOptions {
     /// `rxen.menu`: show the boot configuration's menu even when its timeout is 0 (it then
     /// counts down from the policy's `max_timeout`; any key stops the countdown).
     pub menu: bool,
+    /// `rxen.crash=panic`: a test hook. The loader dies on purpose right after reading its
+    /// command line, so a test harness can check that it reports a loader crash as one
+    /// (`tests/xen/selftest`). It can only crash the domain it runs in.
+    pub crash: Option<Crash>,
+}
+
+/// How `rxen.crash=` makes the loader die.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// `panic!`: the panic handler prints `rxen: PANIC: ...` and crashes the domain.
+    Panic,
+}
+
+impl core::fmt::Display for Crash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Crash::Panic => "panic",
+        })
+    }
 }
 
 /// The domain command line, split into ours and the kernel's.
@@ -89,6 +108,8 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
             ("prompt", Some("0" | "off" | "no")) => d.options.prompt = false,
             ("menu", None | Some("1" | "on" | "yes")) => d.options.menu = true,
             ("menu", Some("0" | "off" | "no")) => d.options.menu = false,
+            ("crash", Some("panic")) => d.options.crash = Some(Crash::Panic),
+            ("crash", _) => d.warnings.push(alloc::format!("ignoring {w:?} (the only crash is rxen.crash=panic)")),
             _ => d.warnings.push(alloc::format!(
                 "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.entry=ENTRY, rxen.menu, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
             )),
@@ -127,6 +148,7 @@ mod tests {
                 prompt: false,
                 entry: None,
                 menu: false,
+                crash: None,
             }
         );
         assert!(parse_domain_cmdline("rxen.prompt").options.prompt);
@@ -145,6 +167,22 @@ mod tests {
         assert_eq!(kernel_cmdline("console=hvc0", &parse_domain_cmdline("")), "console=hvc0");
         let r = parse_domain_cmdline("rxen.cmdline=replace init=/bin/sh");
         assert_eq!(kernel_cmdline("console=hvc0 ro", &r), "init=/bin/sh");
+    }
+
+    #[test]
+    fn crash_hook() {
+        let d = parse_domain_cmdline("console=hvc0 rxen.crash=panic");
+        assert_eq!(d.options.crash, Some(Crash::Panic));
+        assert_eq!(d.kernel_part, "console=hvc0");
+        assert!(d.warnings.is_empty());
+        assert_eq!(alloc::format!("rxen.crash={}", Crash::Panic), "rxen.crash=panic");
+        for w in ["rxen.crash", "rxen.crash=", "rxen.crash=oops", "rxen.crash=PANIC"] {
+            let d = parse_domain_cmdline(w);
+            assert_eq!(d.options.crash, None, "{w}");
+            assert_eq!(d.warnings.len(), 1, "{w}");
+            assert!(d.warnings[0].contains(w) && d.warnings[0].contains("rxen.crash=panic"), "{:?}", d.warnings);
+        }
+        assert_eq!(parse_domain_cmdline("").options.crash, None);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use proptest::prelude::*;
-use rxen_mkimage::image::{build_image, read_image};
+use rxen_memdisk::{HEADER_PADDR, ImageHeader};
+use rxen_mkimage::image::{align_up, build_image, read_image};
 use rxen_mkimage::testelf;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxen-mkimage");
@@ -229,7 +230,27 @@ proptest! {
         prop_assert_eq!(info.header.memdisk_paddr % 0x1000, 0);
         prop_assert!(info.header.memdisk_paddr >= 0x10_0000 + testelf::LOAD_MEMSZ);
         prop_assert_eq!(info.checksum_ok(), Some(true));
-        prop_assert_eq!(img[..loader.len()].len(), loader.len());
+        // The image starts with the loader byte for byte, except where the build patches it:
+        // e_phoff and e_phnum (the program headers move behind the memdisk, one more of
+        // them) and the image header's memdisk fields (paddr, len, sha256; magic, version,
+        // size and reserved stay). The patched values come from the inputs, not the image.
+        let plain = read_image(&loader).unwrap();
+        let hoff = plain.header_offset;
+        let md_off = align_up(loader.len() as u64, 0x1000).unwrap();
+        let mut want = loader.clone();
+        want[0x20..0x28].copy_from_slice(&align_up(md_off + memdisk.len() as u64, 8).unwrap().to_le_bytes());
+        want[0x38..0x3a].copy_from_slice(&(plain.phdrs.len() as u16 + 1).to_le_bytes());
+        let header = ImageHeader {
+            memdisk_paddr: align_up(HEADER_PADDR + testelf::LOAD_MEMSZ, 0x1000).unwrap(),
+            memdisk_len: memdisk.len() as u64,
+            sha256: rxen_memdisk::sha256(&memdisk),
+            ..plain.header
+        };
+        want[hoff..hoff + 96].copy_from_slice(&header.to_bytes());
+        let diff = img.iter().zip(&want).position(|(a, b)| a != b);
+        prop_assert!(diff.is_none(), "image byte {:#x} is not the loader's (patched) byte", diff.unwrap_or(0));
+        // Zero padding up to the memdisk.
+        prop_assert!(img[loader.len()..md_off as usize].iter().all(|&b| b == 0));
         // Deterministic.
         prop_assert!(build_image(&loader, &memdisk).unwrap() == img);
     }

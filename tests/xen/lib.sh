@@ -200,6 +200,14 @@ xl_cfg() {
     printf 'on_poweroff = "destroy"\non_reboot = "destroy"\non_crash = "destroy"\n'
 }
 
+# grub_started DIR: GRUB's image prints no Linux line before its menu, and its menu is
+# where its flakes strike (README.md): for the harness, GRUB's own first line stands in for
+# "the kernel started" (the started file; the default is Linux's "Linux version"). A GRUB
+# guest that dies before that line fails at once, like an rxen guest that dies before Linux.
+grub_started() {
+    echo "Welcome to GRUB!" >"$1/started"
+}
+
 # xl_disks NAME FILE...: the disk = [...] line, xvda, xvdb, ... in order; inside dom0 the
 # files are /guests/NAME/FILE. target= must come last (xl takes the rest of the string).
 xl_disks() {

@@ -11,8 +11,8 @@
 //!
 //! The cache holds aligned chunks of [`CacheConfig::chunk_bytes`] (4 KiB by default): a
 //! 512-byte read loads its whole 4 KiB neighbourhood, which is where the next metadata read
-//! usually is (the GPT header after the MBR, the rest of an ext4 block). The device is
-//! read-only to the loader, so there is no write coherence to keep.
+//! usually is (the GPT header after the MBR, the rest of an ext4 block). Writes (grubenv,
+//! in place) go through to the device and drop the chunks they touch.
 
 use alloc::vec;
 use alloc::vec::Vec;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Filesystems the loader reads, behind one seam: [`Filesystem`], and the probe registry
+//! Filesystems the loader reads (and, for grubenv, rewrites a file's bytes in place),
+//! behind one seam: [`Filesystem`], and the probe registry
 //! [`FILESYSTEMS`] that asks each reader whether it recognises a volume.
 //!
 //! A new filesystem plugs in by implementing [`Filesystem`] over a `Box<dyn BlockDevice>`

@@ -191,6 +191,14 @@ struct Session<'s, 'a> {
 /// `con`; `trace` receives what happened.
 pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console, trace: &mut Trace) -> Outcome {
     let domain = parse_domain_cmdline(env.cmdline);
+    if let Some(c) = domain.options.crash {
+        if platform.dry_run() {
+            trace.messages.push(format!("rxen.crash={c}: the loader would crash here on purpose"));
+        } else {
+            // The test hook (tests/xen/selftest): only the domain it runs in goes down.
+            panic!("rxen.crash={c}: panicking on purpose");
+        }
+    }
     for w in &domain.warnings {
         say!(con, "{w}");
         trace.messages.push(w.clone());

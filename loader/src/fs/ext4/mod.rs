@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! ext2/3/4 (read; the grubenv block rewritten in place).
+//! ext2/3/4: read, plus one write, a regular file's bytes rewritten in place
+//! ([`Ext4::write_in_place`], for grubenv; nothing is allocated or changed in the metadata).
 //!
 //! Format reference: Linux `Documentation/filesystems/ext4/` (the on-disk layout chapters:
 //! `super.rst`, `group_descr.rst`, `inodes.rst`, `ifork.rst`, `blockmap.rst`,
