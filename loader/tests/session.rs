@@ -1,28 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The boot session end to end on the host: `session::run` over a fake platform (no
-//! disks, or one in-memory ext4 disk) and a scripted console.
+//! The boot session end to end on the host: `session::run` over the host platform (no
+//! disks, or one that holds no filesystem) and a scripted console.
 
 use rxen_loader::block::SliceDisk;
 use rxen_loader::mem::{E820_RAM, E820Entry, RegionAllocator};
 use rxen_loader::session::console::{QuietConsole, ScriptedConsole};
-use rxen_loader::session::{self, BootEnv, Console, Outcome, Platform, Trace};
+use rxen_loader::session::host::HostPlatform;
+use rxen_loader::session::{self, BootEnv, Console, Outcome, Trace};
 use rxen_loader::volume::Disk;
-
-struct FakePlatform {
-    disks: Vec<Disk>,
-}
-
-impl Platform for FakePlatform {
-    fn clock(&self) -> fn() -> u64 {
-        || 0
-    }
-    fn probe_disks(&mut self, _cmdline: &str, _log: &mut dyn FnMut(String)) -> Vec<Disk> {
-        std::mem::take(&mut self.disks)
-    }
-    unsafe fn map_guest(&mut self, _paddr: u64, len: u64) -> Option<&'static mut [u8]> {
-        Some(Box::leak(vec![0u8; usize::try_from(len).ok()?].into_boxed_slice()))
-    }
-}
 
 const RAM: u64 = 1 << 30;
 
@@ -32,7 +17,7 @@ fn run(cmdline: &str, con: &mut dyn Console, disks: Vec<Disk>) -> (Outcome, Trac
     ram.reserve(0, 0x10_0000);
     let env = BootEnv { cmdline, memdisk: None, modules: &[], ram, e820: &e820, rsdp: 0 };
     let mut trace = Trace::default();
-    let out = session::run(env, &mut FakePlatform { disks }, con, &mut trace);
+    let out = session::run(env, &mut HostPlatform { disks, dry_run: false }, con, &mut trace);
     (out, trace)
 }
 

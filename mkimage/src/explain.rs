@@ -16,7 +16,8 @@ use rxen_loader::block::{BlockDevice, BlockError, check_request};
 use rxen_loader::boot::{self, Memdisk};
 use rxen_loader::mem::{E820_RAM, E820Entry, RegionAllocator};
 use rxen_loader::session::console::QuietConsole;
-use rxen_loader::session::{self, BootEnv, BootSummary, EntryInfo, Platform, Trace};
+use rxen_loader::session::host::HostPlatform;
+use rxen_loader::session::{self, BootEnv, Trace};
 use rxen_loader::volume::Disk;
 
 /// The policy a plain loader (no memdisk) runs.
@@ -51,40 +52,16 @@ impl BlockDevice for FileDisk {
     }
 }
 
-/// The host side of the loader's boot session: the disk images, no clock, leaked host
-/// buffers standing in for guest RAM (the process ends right after), and nothing done
-/// that the guest would do to its disks (grubenv writes are described).
-struct HostPlatform {
-    disks: Vec<Disk>,
-}
-
-impl Platform for HostPlatform {
-    fn clock(&self) -> fn() -> u64 {
-        || 0
-    }
-    fn probe_disks(&mut self, _cmdline: &str, _log: &mut dyn FnMut(String)) -> Vec<Disk> {
-        std::mem::take(&mut self.disks)
-    }
-    unsafe fn map_guest(&mut self, _paddr: u64, len: u64) -> Option<&'static mut [u8]> {
-        Some(Box::leak(vec![0u8; usize::try_from(len).ok()?].into_boxed_slice()))
-    }
-    fn dry_run(&self) -> bool {
-        true
-    }
-}
-
-/// What `explain` found, for text or JSON output.
+/// What `explain` found, for text or JSON output: the trace of the loader's own boot
+/// session.
 #[derive(Debug, Default)]
-pub struct Explanation {
-    pub disks: Vec<(String, String)>,
-    pub volumes: Vec<String>,
-    pub messages: Vec<String>,
-    /// Each step tried: (label, outcome).
-    pub steps: Vec<(String, String)>,
-    pub files_read: Vec<(String, u64)>,
-    /// The guest configuration's entries, when a config step read one.
-    pub entries: Vec<EntryInfo>,
-    pub boot: Option<BootSummary>,
+pub struct Explanation(pub Trace);
+
+impl std::ops::Deref for Explanation {
+    type Target = Trace;
+    fn deref(&self) -> &Trace {
+        &self.0
+    }
 }
 
 /// Guest RAM as explain pretends it: 4 GiB, the first MiB and a memdisk taken.
@@ -121,22 +98,14 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
     let e820 = [E820Entry { addr: 0, size: FAKE_RAM, kind: E820_RAM }];
     let env = BootEnv { cmdline: domain_cmdline, memdisk, modules: &[], ram, e820: &e820, rsdp: 0 };
     let mut trace = Trace::default();
-    let mut platform = HostPlatform { disks: disk_list };
-    let mut con = QuietConsole::default();
-    let outcome = session::run(env, &mut platform, &mut con, &mut trace);
-    if let Some(e) = trace.fatal {
-        return Err(anyhow!("image memdisk: {e}"));
+    // Grubenv writes are described (dry run): explain never writes a disk. What would
+    // boot is in the trace.
+    let mut platform = HostPlatform { disks: disk_list, dry_run: true };
+    let _ = session::run(env, &mut platform, &mut QuietConsole::default(), &mut trace);
+    match trace.fatal.take() {
+        Some(e) => Err(anyhow!("image memdisk: {e}")),
+        None => Ok(Explanation(trace)),
     }
-    drop(outcome);
-    Ok(Explanation {
-        disks: trace.disks,
-        volumes: trace.volumes,
-        messages: trace.messages,
-        steps: trace.steps,
-        files_read: trace.files_read,
-        entries: trace.entries,
-        boot: trace.boot,
-    })
 }
 
 fn disk_name(i: usize, virtio: bool) -> String {

@@ -14,6 +14,7 @@
 //! console that never waits, so explain shows the loader's own decision.
 
 pub mod console;
+pub mod host;
 pub mod menu;
 pub mod plan;
 
@@ -200,8 +201,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         }
     }
     for w in &domain.warnings {
-        say!(con, "{w}");
-        trace.messages.push(w.clone());
+        note(con, trace, w.clone());
     }
     let policy_text = match &env.memdisk {
         Some(md) => match md.archive().file("rxen.toml") {
@@ -228,8 +228,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         let mut notes = Vec::new();
         disks = platform.probe_disks(env.cmdline, &mut |m| notes.push(m));
         for m in notes {
-            say!(con, "{m}");
-            trace.messages.push(m);
+            note(con, trace, m);
         }
     }
     for d in &disks {
@@ -254,8 +253,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
     let mut notes = Vec::new();
     let mut volumes = volume::scan(&disks, &mut |m| notes.push(m));
     for m in notes {
-        say!(con, "{m}");
-        trace.messages.push(m);
+        note(con, trace, m);
     }
     for v in &volumes {
         say!(con, "volume {}", v.describe());
@@ -334,10 +332,21 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
     Outcome::PowerOff { code: 2 }
 }
 
-impl Session<'_, '_> {
+/// A note: on the console and in the trace.
+fn note(con: &mut dyn Console, trace: &mut Trace, m: String) {
+    say!(con, "{m}");
+    trace.messages.push(m);
+}
+
+impl<'a> Session<'_, 'a> {
     fn log(&mut self, m: String) {
-        say!(self.con, "{m}");
-        self.trace.messages.push(m);
+        note(self.con, self.trace, m);
+    }
+
+    /// Where this attempt's files come from: the memdisk, the modules, `volumes`.
+    fn files<'x>(&self, disks: &'x [Disk], volumes: &'x mut [Volume]) -> Files<'x, 'a> {
+        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
+        Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock }
     }
 
     /// With `rxen.debug`, print each file read from a disk: its size, the time and the
@@ -389,7 +398,6 @@ impl Session<'_, '_> {
         disks: &[Disk],
         volumes: &mut [Volume],
     ) -> Result<Option<LaunchPlan>, BootError> {
-        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
         let mut logs = Vec::new();
         match &step.kind {
             StepKind::Search(key) => match volume::search(volumes, key) {
@@ -403,7 +411,7 @@ impl Session<'_, '_> {
                 None => Err(BootError::Search { key: key.clone(), volumes: volumes.len(), disks: disks.len() }),
             },
             StepKind::Kernel(k) => {
-                let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+                let mut files = self.files(disks, &mut *volumes);
                 let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
                 let r =
                     boot::prepare_kernel_step(k, &mut files, &self.root, &self.domain, &mut mem, &mut |m| logs.push(m));
@@ -414,12 +422,12 @@ impl Session<'_, '_> {
                 }
                 self.report_reads(&mut reads);
                 let p = r?;
-                let plan = self.launch(&p, label, None, disks, volumes, None)?;
+                let plan = self.launch(&p, label, None, disks, volumes)?;
                 self.trace.steps.push((label.into(), "boots".into()));
                 Ok(Some(plan))
             }
             StepKind::Config(c) => {
-                let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+                let mut files = self.files(disks, &mut *volumes);
                 let choice = bootcfg::load_config(c, &mut files, &self.root, &self.domain, &mut |m| logs.push(m));
                 drop(files);
                 for m in logs {
@@ -449,9 +457,8 @@ impl Session<'_, '_> {
                 default: Some(i) == default,
             });
         }
-        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
         let picked = {
-            let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+            let mut files = self.files(disks, &mut *volumes);
             let mut fs = VolumeFs::of(&mut files, choice.source.clone());
             menu::run(choice, &mut fs, self.domain.options.menu, self.con)
         };
@@ -466,7 +473,7 @@ impl Session<'_, '_> {
             let title = choice.menu.entries[idx].display_title();
             say!(self.con, "entry {title:?}");
             let mut logs = Vec::new();
-            let mut files = Files { memdisk, modules, disks, volumes: &mut *volumes, reads: Vec::new(), clock };
+            let mut files = self.files(disks, &mut *volumes);
             let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
             let r =
                 bootcfg::prepare_entry(choice, idx, edited.as_deref(), &mut files, &self.domain, &mut mem, &mut |m| {
@@ -478,7 +485,7 @@ impl Session<'_, '_> {
                 self.log(m);
             }
             self.report_reads(&mut reads);
-            let r = r.and_then(|p| self.launch(&p, label, Some((choice, idx)), disks, volumes, Some(title.clone())));
+            let r = r.and_then(|p| self.launch(&p, label, Some((choice, idx)), disks, volumes));
             match r {
                 Ok(plan) => {
                     self.trace.steps.push((label.into(), format!("{}: boots entry {title:?}", choice.menu.file)));
@@ -528,8 +535,7 @@ impl Session<'_, '_> {
         if !choice.write_grubenv || dry || writes.is_empty() {
             return;
         }
-        let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
-        let mut files = Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock };
+        let mut files = self.files(disks, volumes);
         let mut fs = VolumeFs::of(&mut files, choice.source.clone());
         for r in fs.write_grubenv(&writes) {
             match r {
@@ -548,7 +554,6 @@ impl Session<'_, '_> {
         entry: Option<(&ConfigChoice, usize)>,
         disks: &[Disk],
         volumes: &mut [Volume],
-        title: Option<String>,
     ) -> Result<LaunchPlan, BootError> {
         // Placement works on a copy: a plan that fails leaves the boot's RAM as it was.
         let mut ram = self.env.ram.clone();
@@ -588,7 +593,7 @@ impl Session<'_, '_> {
         }
         let summary = BootSummary {
             step: label.into(),
-            entry: title,
+            entry: entry.map(|(c, i)| c.menu.entries[i].display_title()),
             kind: kind.into(),
             kernel_bytes,
             initrds,
