@@ -29,9 +29,10 @@ pub struct RxenOptions {
     /// `rxen.menu`: show the boot configuration's menu even when its timeout is 0 (it then
     /// counts down from the policy's `max_timeout`; any key stops the countdown).
     pub menu: bool,
-    /// `rxen.crash=panic`: a test hook. The loader dies on purpose right after reading its
-    /// command line, so a test harness can check that it reports a loader crash as one
-    /// (`tests/xen/selftest`). It can only crash the domain it runs in.
+    /// `rxen.crash=panic|fault|interrupt`: a test hook. The loader dies on purpose right
+    /// after reading its command line (or, for `interrupt`, raises a stray interrupt it must
+    /// survive), so a test can check that a loader death is reported as one
+    /// (`tests/xen/selftest`, `tests/e2e`). It can only crash the domain it runs in.
     pub crash: Option<Crash>,
 }
 
@@ -40,12 +41,19 @@ pub struct RxenOptions {
 pub enum Crash {
     /// `panic!`: the panic handler prints `rxen: PANIC: ...` and crashes the domain.
     Panic,
+    /// A read of an unmapped address: the page-fault handler prints `rxen: EXCEPTION #PF ...`
+    /// and crashes the domain.
+    Fault,
+    /// `int 0x40`, an interrupt nothing asked for: the loader counts it, goes on and says so.
+    Interrupt,
 }
 
 impl core::fmt::Display for Crash {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Crash::Panic => "panic",
+            Crash::Fault => "fault",
+            Crash::Interrupt => "interrupt",
         })
     }
 }
@@ -109,7 +117,11 @@ pub fn parse_domain_cmdline(s: &str) -> DomainCmdline {
             ("menu", None | Some("1" | "on" | "yes")) => d.options.menu = true,
             ("menu", Some("0" | "off" | "no")) => d.options.menu = false,
             ("crash", Some("panic")) => d.options.crash = Some(Crash::Panic),
-            ("crash", _) => d.warnings.push(alloc::format!("ignoring {w:?} (the only crash is rxen.crash=panic)")),
+            ("crash", Some("fault")) => d.options.crash = Some(Crash::Fault),
+            ("crash", Some("interrupt")) => d.options.crash = Some(Crash::Interrupt),
+            ("crash", _) => {
+                d.warnings.push(alloc::format!("ignoring {w:?} (known: rxen.crash=panic, rxen.crash=fault, rxen.crash=interrupt)"))
+            }
             _ => d.warnings.push(alloc::format!(
                 "ignoring unknown option {w:?} (known: rxen.step=NAME, rxen.entry=ENTRY, rxen.menu, rxen.prompt, rxen.debug, rxen.cmdline=append|replace)"
             )),
@@ -176,6 +188,9 @@ mod tests {
         assert_eq!(d.kernel_part, "console=hvc0");
         assert!(d.warnings.is_empty());
         assert_eq!(alloc::format!("rxen.crash={}", Crash::Panic), "rxen.crash=panic");
+        for c in [Crash::Fault, Crash::Interrupt] {
+            assert_eq!(parse_domain_cmdline(&alloc::format!("rxen.crash={c}")).options.crash, Some(c));
+        }
         for w in ["rxen.crash", "rxen.crash=", "rxen.crash=oops", "rxen.crash=PANIC"] {
             let d = parse_domain_cmdline(w);
             assert_eq!(d.options.crash, None, "{w}");

@@ -14,7 +14,9 @@ use rxen_memdisk::ImageHeader;
 use crate::block::cache::CachedDevice;
 use crate::boot::{LOW_MEMORY_END, Memdisk, ModuleData, size_str};
 use crate::bootinfo::{PhysMem, StartInfo};
+use crate::cmdline::Crash;
 use crate::mem::{E820Entry, RegionAllocator};
+use crate::platform::traps::{self, TrapFrame};
 use crate::platform::xen::{self, blkfront, xenstore::Xenstore};
 use crate::platform::{acpi, io, serial::SerialConsole, time, xen_cpuid_base};
 use crate::say;
@@ -199,10 +201,79 @@ impl Platform for HwPlatform {
         Some(unsafe { io::phys_slice_mut(paddr, len as usize) })
     }
 
+    fn crash(&mut self, how: Crash) {
+        match how {
+            Crash::Panic => panic!("rxen.crash={how}: panicking on purpose"),
+            Crash::Fault => {
+                say!(&mut HwConsole, "rxen.crash=fault: reading {FAULT_ADDR:#x}, which is not mapped");
+                // SAFETY: not a valid read: FAULT_ADDR is outside every mapping the loader
+                // makes (pvh.S maps 0..4 GiB; map_mmio maps device windows), so the CPU
+                // raises #PF before any byte is read, and the page-fault handler reports it
+                // and ends the domain. That is the purpose of the hook.
+                let _ = unsafe { core::ptr::read_volatile(FAULT_ADDR as usize as *const u8) };
+                fatal("rxen.crash=fault: the read of an unmapped address did not fault");
+            }
+            Crash::Interrupt => {
+                // SAFETY: vector 0x40's gate is one of traps.S's stubs, which counts the
+                // interrupt and returns with every register restored (on its own stack, so
+                // the red zone survives); nothing else changes.
+                unsafe { core::arch::asm!("int 0x40") };
+                say!(&mut HwConsole, "rxen.crash=interrupt: raised vector 0x40 and went on");
+            }
+        }
+    }
+
     fn after_release(&mut self) -> Option<String> {
         let left = xen::gnttab::outstanding();
         (xen::hypercalls_ready() && left > 0).then(|| alloc::format!("{left} grant(s) still held at handoff"))
     }
+}
+
+/// Where `rxen.crash=fault` reads: canonical, far above anything mapped.
+const FAULT_ADDR: u64 = 0x7ead_0000_0000;
+
+/// Set once the exception report started: a fault inside it ends the domain at once
+/// instead of recursing on the trap stack.
+static IN_TRAP: AtomicBool = AtomicBool::new(false);
+
+/// A line of at most 160 bytes, built without the heap (for Xen's log).
+struct LineBuf {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl core::fmt::Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if b == b'\n' || self.len == self.buf.len() {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A CPU exception in the loader (called by the binary's `rxen_trap`, from traps.S on its
+/// own stack): report it on the console and in Xen's log, then crash the domain. Uses
+/// neither the heap nor a lock, since whatever faulted may hold them.
+pub fn exception(frame: &TrapFrame) -> ! {
+    if IN_TRAP.swap(true, Ordering::SeqCst) {
+        poweroff(0x7f);
+    }
+    let cr2: u64;
+    // SAFETY: reading CR2 (the faulting address of the last #PF) at CPL 0 has no effect.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let _ = traps::write_report(&mut HwConsole, frame, cr2, None);
+    if xen::console::ready() {
+        // The PV console may have nobody reading it: the first line into Xen's log too.
+        let mut line = LineBuf { buf: [0; 160], len: 0 };
+        let _ = traps::write_report(&mut line, frame, cr2, None);
+        let _ = xen::console_io_write(&line.buf[..line.len]);
+        let _ = xen::console_io_write(b" (registers on the domain console)\n");
+    }
+    poweroff(0x7f)
 }
 
 /// The loader image's own placement and its memdisk header.
@@ -345,6 +416,9 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
         // The trace is for explain; the loader's console already showed it all.
         session::run(env, &mut platform, con, &mut Trace::default())
     };
+    if let Some(msg) = traps::stray_report() {
+        say!(con, "{msg}");
+    }
     match outcome {
         Outcome::Boot(plan) if plan.within(GIB4) => plan,
         Outcome::Boot(_) => fatal("launch plan reaches above 4 GiB"),

@@ -221,3 +221,67 @@ fn prompt_after_failure_retries_and_powers_off() {
     assert_eq!(serial.matches("rxen: step broken failed").count(), 2, "{}", run.dump());
     assert_eq!(run.exit_code, Some(5), "{}", run.dump());
 }
+
+/// A CPU exception in the loader (here a page fault on purpose, `rxen.crash=fault`) is
+/// reported with its vector, error code, RIP, RSP and CR2, and ends the guest as a crash
+/// (exit code 0x7f), not as a silent triple fault.
+#[test]
+fn cpu_exception_is_reported_and_crashes_the_guest() {
+    let dir = Scratch::new("fault");
+    let img = standalone(&dir);
+    let mut q = Qemu::new("microvm", &img);
+    q.append = Some("rxen.crash=fault".into());
+    let run = q.run();
+    let line =
+        run.serial.lines().find(|l| l.starts_with("rxen: EXCEPTION")).unwrap_or_else(|| panic!("{}", run.dump()));
+    assert!(
+        line.starts_with("rxen: EXCEPTION #PF (page fault, vector 14, error 0x0: not present, read) at RIP 0x"),
+        "{line}"
+    );
+    assert!(line.contains(" CR2 0x7ead00000000 "), "{line}");
+    let rip = u64::from_str_radix(line.split("RIP 0x").nth(1).unwrap().split([' ', '<']).next().unwrap(), 16).unwrap();
+    let elf = std::fs::read(&img).unwrap();
+    let text = exec_range(&elf);
+    assert!(text.contains(&rip), "RIP {rip:#x} is not in the loader's code {text:x?}");
+    assert!(run.serial.contains("rxen:   rax 0x"), "{}", run.dump());
+    assert!(!run.serial.contains("Linux version"), "{}", run.dump());
+    // isa-debug-exit (0x7f << 1) | 1: the crash exit, the same as a panic's.
+    assert_eq!(run.exit_code, Some(0xff), "{}", run.dump());
+}
+
+/// An interrupt nobody asked for (`rxen.crash=interrupt` raises vector 0x40) is counted and
+/// returned from on the trap stack: the boot goes on to the kernel and says what it saw.
+#[test]
+fn stray_interrupt_is_survived_and_named() {
+    let dir = Scratch::new("stray");
+    let img = standalone(&dir);
+    let mut q = Qemu::new("microvm", &img);
+    q.append = Some("rxen.crash=interrupt".into());
+    let run = q.run();
+    assert!(run.serial.contains("rxen.crash=interrupt: raised vector 0x40 and went on"), "{}", run.dump());
+    assert!(
+        run.serial.contains(
+            "rxen: 1 unexpected interrupt(s) ignored (the loader unmasks none); the last: INT vector 64 at RIP 0x"
+        ),
+        "{}",
+        run.dump()
+    );
+    assert!(run.serial.contains(MARKER), "{}", run.dump());
+}
+
+/// The loader's executable PT_LOAD ranges (virtual = physical in pvh-boot).
+fn exec_range(elf: &[u8]) -> std::ops::Range<u64> {
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let (ty, flags) = (u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()), elf[ph + 4]);
+        if ty == 1 && flags & 1 != 0 {
+            lo = lo.min(u64_at(ph + 0x10));
+            hi = hi.max(u64_at(ph + 0x10) + u64_at(ph + 0x28));
+        }
+    }
+    lo..hi
+}

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 use linked_list_allocator::LockedHeap;
+use rxen_loader::platform::traps::TrapFrame;
 use rxen_loader::pvh;
 use rxen_loader::session::plan::Jump;
 use rxen_memdisk::ImageHeader;
@@ -17,10 +18,13 @@ use rxen_memdisk::ImageHeader;
 mod rt;
 
 core::arch::global_asm!(include_str!("../arch/x86_64/pvh.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("../arch/x86_64/traps.S"), options(att_syntax));
 
 unsafe extern "C" {
     /// Leave long mode and jump to a 32-bit entry (pvh.S).
     fn rxen_enter32(entry: u32, ebx: u32, esi: u32) -> !;
+    /// Load an empty IDT (traps.S): the kernel starts without handlers of ours.
+    fn rxen_traps_off();
     static __image_start: u8;
     static __image_end: u8;
 }
@@ -58,6 +62,9 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
     // guest memory is alive; every destination was reserved by its placement and lies
     // below 4 GiB (checked by pvh::boot).
     unsafe { pvh::carry_out(&plan) };
+    // SAFETY: only loads IDTR with a null table; from here to the jump nothing faults,
+    // and the kernel installs its own before it enables anything.
+    unsafe { rxen_traps_off() };
     match plan.jump {
         // Linux 64-bit boot protocol: long mode, identity map covering the kernel,
         // boot_params and cmdline (all below 4 GiB), CS = __BOOT_CS (0x10), DS/ES/SS =
@@ -74,6 +81,12 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         // hvm_start_info; never returns.
         Jump::Pvh { entry, start_info } => unsafe { rxen_enter32(entry, start_info, 0) },
     }
+}
+
+/// traps.S calls this for every CPU exception, on the trap stack, with the saved frame.
+#[unsafe(no_mangle)]
+extern "C" fn rxen_trap(frame: &TrapFrame) -> ! {
+    pvh::exception(frame)
 }
 
 #[panic_handler]

@@ -9,6 +9,7 @@ pub mod paging;
 pub mod pci;
 pub mod serial;
 pub mod time;
+pub mod traps;
 pub mod xen;
 
 /// CPUID leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).

@@ -26,7 +26,7 @@ use crate::block::BlockDevice;
 use crate::boot::{self, BootError, Files, Memdisk, ModuleData, Prepared, Root};
 use crate::bootcfg::{self, ConfigChoice, VolumeFs};
 
-use crate::cmdline::{DomainCmdline, parse_domain_cmdline};
+use crate::cmdline::{Crash, DomainCmdline, parse_domain_cmdline};
 use crate::config::menu::EnvWrite;
 use crate::config::policy::{OnFailure, Policy, Step, StepKind, parse_policy};
 use crate::mem::{E820Entry, PAGE, RegionAllocator};
@@ -58,6 +58,12 @@ pub trait Platform {
     /// After the disks were handed back: what is still held (Xen grants), if anything.
     fn after_release(&mut self) -> Option<String> {
         None
+    }
+    /// `rxen.crash=`: die on purpose the way asked (a test hook). Only
+    /// [`Crash::Interrupt`] may return, once the platform survived its stray interrupt;
+    /// a platform without CPU exceptions of its own panics for every kind.
+    fn crash(&mut self, how: Crash) {
+        panic!("rxen.crash={how}: panicking on purpose");
     }
     /// Decide, never act (`explain`): grubenv writes are described, not done.
     fn dry_run(&self) -> bool {
@@ -196,8 +202,9 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         if platform.dry_run() {
             trace.messages.push(format!("rxen.crash={c}: the loader would crash here on purpose"));
         } else {
-            // The test hook (tests/xen/selftest): only the domain it runs in goes down.
-            panic!("rxen.crash={c}: panicking on purpose");
+            // The test hook (tests/xen/selftest, tests/e2e): only the domain it runs in
+            // goes down.
+            platform.crash(c);
         }
     }
     for w in &domain.warnings {

@@ -87,6 +87,7 @@ long_mode_entry:
     mov     %eax, %gs
     mov     $boot_stack_top, %esp       /* identity mapped, < 4 GiB */
     xor     %ebp, %ebp
+    call    rxen_traps_init             /* IDT and TSS before any Rust runs (traps.S) */
     mov     %ebx, %edi                  /* arg0: hvm_start_info physical address */
     call    rxen_pvh_main
 3:  cli
@@ -143,6 +144,9 @@ boot_gdt:
     .quad 0x00CF9A000000FFFF            /* 0x08: 32-bit code, flat 4 GiB (unused) */
     .quad 0x00AF9A000000FFFF            /* 0x10: __BOOT_CS, 64-bit code (L=1) */
     .quad 0x00CF92000000FFFF            /* 0x18: __BOOT_DS, flat 4 GiB read/write data */
+    .globl rxen_gdt_tss
+rxen_gdt_tss:
+    .quad 0, 0                          /* 0x20: the TSS (traps.S fills it in) */
 boot_gdt_end:
     .balign 8
 boot_gdt_ptr:
