@@ -21,4 +21,12 @@ fn main() {
         println!("cargo:rustc-link-arg-bins={a}");
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
+    // The link map, next to the binary (OUT_DIR is <profile dir>/build/<pkg>-<hash>/out):
+    // the release profile strips the symbol table, but the map of the same link still
+    // names every function's address. rxen-mkimage stores it in an image as
+    // .rxen/symbols, so an exception report names the function holding RIP.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    if let Some(profile_dir) = out.ancestors().nth(3) {
+        println!("cargo:rustc-link-arg-bin=pvh-boot=-Wl,-Map={}/pvh-boot.map", profile_dir.display());
+    }
 }

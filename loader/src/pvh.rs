@@ -236,9 +236,28 @@ const FAULT_ADDR: u64 = 0x7ead_0000_0000;
 /// instead of recursing on the trap stack.
 static IN_TRAP: AtomicBool = AtomicBool::new(false);
 
-/// A line of at most 160 bytes, built without the heap (for Xen's log).
+/// The image's function table (`.rxen/symbols` in its memdisk, written by rxen-mkimage
+/// from the loader's link map), while the memdisk is in place.
+static SYMBOLS: AtomicU64 = AtomicU64::new(0);
+static SYMBOLS_LEN: AtomicU64 = AtomicU64::new(0);
+
+/// Where rxen-mkimage puts the function table.
+const SYMBOLS_PATH: &str = ".rxen/symbols";
+
+fn symbols() -> Option<&'static str> {
+    let len = SYMBOLS_LEN.load(Ordering::Acquire);
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: SYMBOLS/SYMBOLS_LEN name a file inside the verified memdisk, which stays in
+    // place and unwritten until SYMBOLS_LEN is set back to 0 before the plan's copies.
+    let b = unsafe { core::slice::from_raw_parts(SYMBOLS.load(Ordering::Relaxed) as usize as *const u8, len as usize) };
+    core::str::from_utf8(b).ok()
+}
+
+/// A line of at most 240 bytes, built without the heap (for Xen's log).
 struct LineBuf {
-    buf: [u8; 160],
+    buf: [u8; 240],
     len: usize,
 }
 
@@ -265,11 +284,12 @@ pub fn exception(frame: &TrapFrame) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 (the faulting address of the last #PF) at CPL 0 has no effect.
     unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
-    let _ = traps::write_report(&mut HwConsole, frame, cr2, None);
+    let symbol = symbols().and_then(|t| traps::symbolize(t, frame.rip));
+    let _ = traps::write_report(&mut HwConsole, frame, cr2, symbol);
     if xen::console::ready() {
         // The PV console may have nobody reading it: the first line into Xen's log too.
-        let mut line = LineBuf { buf: [0; 160], len: 0 };
-        let _ = traps::write_report(&mut line, frame, cr2, None);
+        let mut line = LineBuf { buf: [0; 240], len: 0 };
+        let _ = traps::write_report(&mut line, frame, cr2, symbol);
         let _ = xen::console_io_write(&line.buf[..line.len]);
         let _ = xen::console_io_write(b" (registers on the domain console)\n");
     }
@@ -401,7 +421,13 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
                 fatal(format_args!("{e}"));
             }
             say!(con, "memdisk {} at {:#x}, sha256 ok", size_str(hdr.memdisk_len), hdr.memdisk_paddr);
-            Some(Memdisk { bytes, paddr: hdr.memdisk_paddr })
+            let md = Memdisk { bytes, paddr: hdr.memdisk_paddr };
+            if let Ok(t) = md.archive().file(SYMBOLS_PATH) {
+                // The memdisk stays in place until the plan is carried out (cleared below).
+                SYMBOLS.store(t.as_ptr() as u64, Ordering::Relaxed);
+                SYMBOLS_LEN.store(t.len() as u64, Ordering::Release);
+            }
+            Some(md)
         };
         let modules: Vec<ModuleData> = bi
             .modules
@@ -419,6 +445,8 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
     if let Some(msg) = traps::stray_report() {
         say!(con, "{msg}");
     }
+    // The plan may copy over the memdisk: the exception handler forgets its symbols.
+    SYMBOLS_LEN.store(0, Ordering::Release);
     match outcome {
         Outcome::Boot(plan) if plan.within(GIB4) => plan,
         Outcome::Boot(_) => fatal("launch plan reaches above 4 GiB"),

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::assemble::{self, MEMDISK_VOLUME, Memdisk, POLICY_PATH};
 use crate::image::{self, ImageInfo};
+use crate::symbols;
 use rxen_loader::config::policy::{Policy, StepKind};
 
 /// Where the loader is looked for when `--loader` is not given, after `pvh-boot` next to
@@ -46,6 +47,17 @@ pub enum Command {
     /// Say what a guest would boot from these disks: volumes, steps, the kernel, initrds and
     /// command line, computed by the loader's own code. Read-only; for a person on dom0.
     Explain(ExplainArgs),
+    /// Name the loader functions at addresses an exception report printed (`at RIP 0x...`):
+    /// from an image's own .rxen/symbols, or from the link map LOADER.map next to a plain
+    /// loader (cargo writes target/release/pvh-boot.map).
+    Symbolize {
+        /// The image or plain loader that printed the report.
+        #[arg(long, value_name = "PATH")]
+        loader: Option<PathBuf>,
+        /// Addresses, hexadecimal (0x optional).
+        #[arg(required = true, value_name = "ADDR")]
+        addrs: Vec<String>,
+    },
 }
 
 /// `rxen-mkimage explain`.
@@ -95,6 +107,10 @@ pub struct BuildArgs {
     /// With --kernel: the kernel command line.
     #[arg(long, value_name = "STR", requires = "kernel")]
     pub cmdline: Option<String>,
+    /// Leave out the loader's function names (.rxen/symbols, from the link map LOADER.map
+    /// next to the loader), which its exception reports use to name RIP.
+    #[arg(long)]
+    pub no_symbols: bool,
 }
 
 /// One `--add GUEST=HOST`.
@@ -144,6 +160,19 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", if a.json { ex.json() } else { ex.text() });
             if ex.boot.is_none() {
                 bail!("nothing would boot");
+            }
+            Ok(())
+        }
+        Command::Symbolize { loader, addrs } => {
+            let path = find_loader(loader.as_deref())?;
+            let table = function_table(&path)?;
+            for a in addrs {
+                let x = u64::from_str_radix(a.trim_start_matches("0x"), 16)
+                    .map_err(|_| anyhow!("{a:?}: not a hexadecimal address"))?;
+                match rxen_loader::platform::traps::symbolize(&table, x) {
+                    Some((name, off)) => println!("{x:#x} {name}+{off:#x}"),
+                    None => println!("{x:#x} ? (in no function of {})", path.display()),
+                }
             }
             Ok(())
         }
@@ -200,6 +229,42 @@ fn add_host_file(md: &mut Memdisk, guest: &str, host: &Path) -> Result<()> {
     md.add(guest, data, host.display().to_string())
 }
 
+/// The link map of `loader` (`LOADER.map`, which the loader's build writes), if there is
+/// one that matches it: its function table goes into the memdisk. A missing map is
+/// silently fine; one of another build is reported and left out.
+fn add_symbols(md: &mut Memdisk, loader_path: &Path, loader: &[u8]) {
+    let mut map_path = loader_path.as_os_str().to_owned();
+    map_path.push(".map");
+    let map_path = PathBuf::from(map_path);
+    let Ok(map) = fs::read_to_string(&map_path) else { return };
+    let table = symbols::check_map_matches(&map, loader).and_then(|()| symbols::table_from_map(&map));
+    match table.and_then(|t| md.add(symbols::SYMBOLS_PATH, t.into_bytes(), map_path.display().to_string())) {
+        Ok(()) => {}
+        Err(e) => eprintln!("rxen-mkimage: {}: {e:#}; the image carries no function names", map_path.display()),
+    }
+}
+
+/// The function table of an image (its .rxen/symbols) or of a plain loader (from its
+/// link map, checked against it).
+fn function_table(path: &Path) -> Result<String> {
+    let name = path.display().to_string();
+    let bytes = read(path)?;
+    let info = image::read_image(&bytes).context(name.clone())?;
+    if let Some(md) = info.memdisk
+        && let Some((_, t)) = memdisk_entries(md.bytes)?.into_iter().find(|(p, _)| p == symbols::SYMBOLS_PATH)
+    {
+        return String::from_utf8(t.to_vec()).map_err(|_| anyhow!("{name}: {}: not UTF-8", symbols::SYMBOLS_PATH));
+    }
+    let mut map_path = path.as_os_str().to_owned();
+    map_path.push(".map");
+    let map_path = PathBuf::from(map_path);
+    let map = fs::read_to_string(&map_path).with_context(|| {
+        format!("{name}: no {} in its memdisk, and no link map {}", symbols::SYMBOLS_PATH, map_path.display())
+    })?;
+    symbols::check_map_matches(&map, &bytes).context(map_path.display().to_string())?;
+    symbols::table_from_map(&map).context(map_path.display().to_string())
+}
+
 /// `rxen-mkimage build`.
 pub fn build(args: &BuildArgs) -> Result<()> {
     let loader_path = find_loader(args.loader.as_deref())?;
@@ -230,6 +295,9 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         add_host_file(&mut md, &a.guest, &a.host)?;
     }
     md.check_policy()?;
+    if !args.no_symbols {
+        add_symbols(&mut md, &loader_path, &loader);
+    }
 
     let memdisk = md.finish()?;
     let out_name = args.output.display().to_string();

@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod cli;
 pub mod explain;
 pub mod image;
+pub mod symbols;
 #[doc(hidden)]
 pub mod testelf;
 

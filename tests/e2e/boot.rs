@@ -239,7 +239,16 @@ fn cpu_exception_is_reported_and_crashes_the_guest() {
         "{line}"
     );
     assert!(line.contains(" CR2 0x7ead00000000 "), "{line}");
+    // rxen-mkimage stored the loader's function names (from pvh-boot.map): RIP is named.
+    assert!(line.contains(" <<rxen_loader::pvh::HwPlatform as rxen_loader::session::Platform>::crash+0x"), "{line}");
     let rip = u64::from_str_radix(line.split("RIP 0x").nth(1).unwrap().split([' ', '<']).next().unwrap(), 16).unwrap();
+    // And on dom0, from the same image: `rxen-mkimage symbolize`.
+    let out = std::process::Command::new(mkimage())
+        .args(["symbolize", "--loader", img.to_str().unwrap(), &format!("{rip:#x}")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("HwPlatform as rxen_loader::session::Platform>::crash+0x"), "{said}");
     let elf = std::fs::read(&img).unwrap();
     let text = exec_range(&elf);
     assert!(text.contains(&rip), "RIP {rip:#x} is not in the loader's code {text:x?}");

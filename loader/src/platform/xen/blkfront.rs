@@ -517,11 +517,18 @@ impl BlkFront {
         evtchn_send(self.port);
     }
 
-    /// Consume responses; returns how many requests completed.
-    fn collect(&mut self) -> usize {
+    /// Consume responses; returns how many requests completed, or why the ring cannot be
+    /// trusted any more.
+    fn collect(&mut self) -> Result<usize, &'static str> {
         let mut n = 0;
         loop {
             let prod = self.ring_u32(8);
+            // The backend's index is bounded before use (RING_RESPONSE_PROD_OVERFLOW): it
+            // may not answer more requests than were published. That also bounds the loop.
+            if prod.wrapping_sub(self.rsp_cons) > self.req_prod.wrapping_sub(self.rsp_cons) {
+                return Err("the backend's rsp_prod runs past the requests made (ring corrupt)");
+            }
+            // Responses are read only after rsp_prod (xen/include/public/io/ring.h).
             fence(Ordering::Acquire);
             while self.rsp_cons != prod {
                 let src = self.slot_ptr(self.rsp_cons);
@@ -544,7 +551,7 @@ impl BlkFront {
             self.set_ring_u32(12, self.rsp_cons.wrapping_add(1));
             fence(Ordering::SeqCst);
             if self.ring_u32(8) == self.rsp_cons {
-                return n;
+                return Ok(n);
             }
         }
     }
@@ -639,7 +646,19 @@ impl BlkFront {
                 break;
             }
             evtchn_clear(self.port);
-            let done = self.collect();
+            let done = match self.collect() {
+                Ok(done) => done,
+                Err(why) => {
+                    // Take every grant back, as after a timeout; the disk is done for.
+                    return Err(match self.abandon_inflight() {
+                        BlockError::Timeout => {
+                            self.broken = Some(why);
+                            BlockError::Broken(why)
+                        }
+                        stuck => stuck,
+                    });
+                }
+            };
             if done > 0 {
                 deadline = Deadline::after_ms(deadline_ms);
                 for f in self.inflight.iter_mut().filter(|f| f.busy && f.done) {

@@ -29,18 +29,46 @@ impl core::fmt::Display for XsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             XsError::Error(e) => write!(f, "xenstore: {e}"),
-            XsError::Timeout => f.write_str("xenstore: no answer within 5 s"),
+            XsError::Timeout => f.write_str("xenstore: no answer in time"),
             XsError::Protocol(why) => write!(f, "xenstore: bad answer: {why}"),
             XsError::NoStore => f.write_str("xenstore: the domain has no xenstore ring"),
         }
     }
 }
 
+/// How the client tells xenstored it moved an index, and waits for it to move one: an
+/// event channel on Xen, a thread in the host tests.
+pub trait Doorbell {
+    /// Tell the peer an index moved.
+    fn notify(&mut self);
+    /// Forget a notification already seen (before the indices are read again).
+    fn clear(&mut self);
+    /// Block until the peer notifies, or about `max_us` passed.
+    fn wait(&mut self, max_us: u64);
+}
+
+/// xenstored's event channel.
+struct Evtchn(u32);
+
+impl Doorbell for Evtchn {
+    fn notify(&mut self) {
+        super::evtchn_send(self.0);
+    }
+    fn clear(&mut self) {
+        super::evtchn_clear(self.0);
+    }
+    fn wait(&mut self, max_us: u64) {
+        super::wait_event(self.0, max_us);
+    }
+}
+
 /// The xenstore connection.
 pub struct Xenstore {
     ring: *mut XenstoreDomainInterface,
-    port: u32,
+    bell: alloc::boxed::Box<dyn Doorbell>,
     next_id: u32,
+    /// How long one request may take.
+    request_ms: u64,
 }
 
 /// How long one request may take.
@@ -54,23 +82,42 @@ impl Xenstore {
         if pfn == 0 || pfn >= (1 << 20) {
             return Err(XsError::NoStore);
         }
-        Ok(Xenstore { ring: (pfn << 12) as usize as *mut XenstoreDomainInterface, port: port as u32, next_id: 1 })
+        let ring = (pfn << 12) as usize as *mut XenstoreDomainInterface;
+        // SAFETY: the store page Xen names (below 4 GiB, identity mapped by pvh.S) is
+        // shared with xenstored alone and lives as long as the domain.
+        Ok(unsafe { Xenstore::over(ring, alloc::boxed::Box::new(Evtchn(port as u32)), REQUEST_MS) })
+    }
+
+    /// A connection over the ring at `ring`, rung through `bell`, each request given
+    /// `request_ms`.
+    ///
+    /// # Safety
+    /// `ring` must stay valid for reads and writes as long as the connection lives, and
+    /// be shared with nothing but the peer (which may write it at any time).
+    pub unsafe fn over(
+        ring: *mut XenstoreDomainInterface,
+        bell: alloc::boxed::Box<dyn Doorbell>,
+        request_ms: u64,
+    ) -> Xenstore {
+        Xenstore { ring, bell, next_id: 1, request_ms }
     }
 
     fn send(&mut self, bytes: &[u8], deadline: &Deadline) -> Result<(), XsError> {
         let r = self.ring;
         let mut rest = bytes;
         while !rest.is_empty() {
-            // SAFETY: the xenstore page (HVM param, below 4 GiB, identity mapped) is
-            // shared with xenstored: indices volatile, data published by a fence and
-            // then the producer index.
+            // SAFETY: the ring is valid and shared only with the peer (`over`'s contract):
+            // indices volatile, data published by a fence and then the producer index.
             let (cons, prod) = unsafe {
                 (core::ptr::read_volatile(&raw const (*r).req_cons), core::ptr::read_volatile(&raw const (*r).req_prod))
             };
+            // The peer's index is bounded before use (xs_wire.h: prod - cons never exceeds
+            // the ring), then the reads are ordered before the data writes.
+            let used = check_indexes(cons, prod)?;
             fence(Ordering::Acquire);
-            let free = XENSTORE_RING_SIZE.saturating_sub(prod.wrapping_sub(cons)) as usize;
+            let free = XENSTORE_RING_SIZE as usize - used;
             if free == 0 {
-                super::evtchn_send(self.port);
+                self.bell.notify();
                 self.wait(deadline)?;
                 continue;
             }
@@ -83,7 +130,7 @@ impl Xenstore {
             fence(Ordering::Release);
             // SAFETY: as above.
             unsafe { core::ptr::write_volatile(&raw mut (*r).req_prod, prod.wrapping_add(n as u32)) };
-            super::evtchn_send(self.port);
+            self.bell.notify();
             rest = &rest[n..];
         }
         Ok(())
@@ -93,13 +140,14 @@ impl Xenstore {
         let r = self.ring;
         let mut got = 0;
         while got < out.len() {
-            super::evtchn_clear(self.port);
+            self.bell.clear();
             // SAFETY: as in `send`, for the response ring.
             let (cons, prod) = unsafe {
                 (core::ptr::read_volatile(&raw const (*r).rsp_cons), core::ptr::read_volatile(&raw const (*r).rsp_prod))
             };
+            let avail = check_indexes(cons, prod)?;
+            // The data is read only after the producer index (Linux's xb_read: virt_rmb).
             fence(Ordering::Acquire);
-            let avail = prod.wrapping_sub(cons) as usize;
             if avail == 0 {
                 self.wait(deadline)?;
                 continue;
@@ -113,17 +161,17 @@ impl Xenstore {
             fence(Ordering::Release);
             // SAFETY: as above.
             unsafe { core::ptr::write_volatile(&raw mut (*r).rsp_cons, cons.wrapping_add(n as u32)) };
-            super::evtchn_send(self.port);
+            self.bell.notify();
             got += n;
         }
         Ok(())
     }
 
-    fn wait(&self, deadline: &Deadline) -> Result<(), XsError> {
+    fn wait(&mut self, deadline: &Deadline) -> Result<(), XsError> {
         if deadline.expired() {
             return Err(XsError::Timeout);
         }
-        super::wait_event(self.port, deadline.remaining_us().min(20_000));
+        self.bell.wait(deadline.remaining_us().min(20_000));
         Ok(())
     }
 
@@ -137,7 +185,7 @@ impl Xenstore {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let hdr = XsdSockmsg { ty, req_id: id, tx_id: tx, len: len as u32 };
-        let deadline = Deadline::after_ms(REQUEST_MS);
+        let deadline = Deadline::after_ms(self.request_ms);
         self.send(&encode_header(&hdr), &deadline)?;
         for p in parts {
             self.send(p, &deadline)?;
@@ -214,6 +262,15 @@ impl Xenstore {
     }
 }
 
+/// How many bytes lie between `cons` and `prod` on a xenstore ring, if the indices make
+/// sense: xenstored may never be more than a ring ahead (Linux's check_indexes).
+fn check_indexes(cons: u32, prod: u32) -> Result<usize, XsError> {
+    match prod.wrapping_sub(cons) {
+        n if n <= XENSTORE_RING_SIZE => Ok(n as usize),
+        _ => Err(XsError::Protocol("ring indexes more than a ring apart (ring corrupt)")),
+    }
+}
+
 /// The 16-byte wire header.
 pub fn encode_header(h: &XsdSockmsg) -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -244,6 +301,201 @@ pub fn split_nul(b: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::boxed::Box;
+    use std::string::ToString;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// The ring as both threads see it: a page shared like the one xenstored maps.
+    #[derive(Clone, Copy)]
+    struct Ring(*mut XenstoreDomainInterface);
+    // SAFETY: the page is leaked (lives for the test), and both sides touch it only with
+    // volatile accesses and fences, as two domains would.
+    unsafe impl Send for Ring {}
+
+    impl Ring {
+        fn new(start: u32) -> Ring {
+            let r = Box::leak(Box::new(XenstoreDomainInterface {
+                req: [0; 1024],
+                rsp: [0; 1024],
+                req_cons: start,
+                req_prod: start,
+                rsp_cons: start,
+                rsp_prod: start,
+                server_features: 0,
+                connection: 0,
+                error: 0,
+            }));
+            Ring(r)
+        }
+        /// The index at byte offset `at` (one of the `*_CONS`/`*_PROD` below).
+        fn idx(self, at: usize) -> *mut u32 {
+            self.0.cast::<u8>().wrapping_add(at).cast::<u32>()
+        }
+        fn get(self, at: usize) -> u32 {
+            // SAFETY: an aligned u32 field inside the leaked page.
+            unsafe { core::ptr::read_volatile(self.idx(at)) }
+        }
+        fn set(self, at: usize, v: u32) {
+            // SAFETY: as in `get`.
+            unsafe { core::ptr::write_volatile(self.idx(at), v) }
+        }
+    }
+
+    const REQ_CONS: usize = core::mem::offset_of!(XenstoreDomainInterface, req_cons);
+    const REQ_PROD: usize = core::mem::offset_of!(XenstoreDomainInterface, req_prod);
+    const RSP_CONS: usize = core::mem::offset_of!(XenstoreDomainInterface, rsp_cons);
+    const RSP_PROD: usize = core::mem::offset_of!(XenstoreDomainInterface, rsp_prod);
+
+    /// The client's doorbell in a test: the peer polls, so ringing is a no-op and waiting
+    /// is letting the peer run.
+    struct Yield;
+    impl Doorbell for Yield {
+        fn notify(&mut self) {}
+        fn clear(&mut self) {}
+        fn wait(&mut self, _: u64) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// A fake xenstored on another thread: it takes requests `rchunk` bytes at a time and
+    /// writes each answer `wchunk` bytes at a time (yielding between chunks, so the client
+    /// sees every partial state: a header split anywhere, a payload across the ring's end
+    /// and across the u32 index wrap). Before the answer it may send a watch event and an
+    /// answer to another request id, which the client must skip. A READ of `p` answers
+    /// `value of p` padded to `pad` bytes.
+    fn peer(ring: Ring, rchunk: usize, wchunk: usize, noise: bool, pad: usize, stop: Arc<AtomicBool>) {
+        let take = |n: usize, stop: &AtomicBool| -> Option<std::vec::Vec<u8>> {
+            let mut out = std::vec::Vec::new();
+            while out.len() < n {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let (cons, prod) = (ring.get(REQ_CONS), ring.get(REQ_PROD));
+                fence(Ordering::Acquire);
+                let k = (prod.wrapping_sub(cons) as usize).min(n - out.len()).min(rchunk);
+                for i in 0..k {
+                    // SAFETY: inside the leaked page; masked index.
+                    out.push(unsafe { (*ring.0).req[(cons.wrapping_add(i as u32) & 1023) as usize] });
+                }
+                fence(Ordering::Release);
+                ring.set(REQ_CONS, cons.wrapping_add(k as u32));
+                std::thread::yield_now();
+            }
+            Some(out)
+        };
+        let put = |bytes: &[u8], stop: &AtomicBool| {
+            let mut rest = bytes;
+            while !rest.is_empty() && !stop.load(Ordering::Relaxed) {
+                let (cons, prod) = (ring.get(RSP_CONS), ring.get(RSP_PROD));
+                fence(Ordering::Acquire);
+                let free = 1024 - prod.wrapping_sub(cons) as usize;
+                let k = free.min(rest.len()).min(wchunk);
+                for (i, &b) in rest[..k].iter().enumerate() {
+                    // SAFETY: as above.
+                    unsafe { (*ring.0).rsp[(prod.wrapping_add(i as u32) & 1023) as usize] = b };
+                }
+                fence(Ordering::Release);
+                ring.set(RSP_PROD, prod.wrapping_add(k as u32));
+                rest = &rest[k..];
+                std::thread::yield_now();
+            }
+        };
+        let msg = |ty: u32, id: u32, payload: &[u8]| {
+            let mut m = encode_header(&XsdSockmsg { ty, req_id: id, tx_id: 0, len: payload.len() as u32 }).to_vec();
+            m.extend_from_slice(payload);
+            m
+        };
+        loop {
+            let Some(h) = take(16, &stop) else { return };
+            let h = decode_header(&h.try_into().unwrap());
+            let Some(body) = take(h.len as usize, &stop) else { return };
+            if noise {
+                put(&msg(XS_WATCH_EVENT, 0, b"/some/path\0token\0"), &stop);
+                put(&msg(h.ty, h.req_id.wrapping_add(100), b"not yours\0"), &stop);
+            }
+            let path = cstr(&body);
+            let mut v = std::format!("value of {path}").into_bytes();
+            v.resize(v.len().max(pad), b'.');
+            put(&msg(h.ty, h.req_id, &v), &stop);
+        }
+    }
+
+    fn client(ring: Ring, ms: u64) -> Xenstore {
+        // SAFETY: the leaked page lives for the rest of the test; only the peer shares it.
+        unsafe { Xenstore::over(ring.0, Box::new(Yield), ms) }
+    }
+
+    /// Every chunking of requests and answers, at ring positions where messages cross the
+    /// ring's end and where the u32 indices wrap: each answer arrives whole and in order.
+    #[test]
+    fn fake_peer_in_every_interleaving() {
+        for start in [0u32, 1010, u32::MAX - 6] {
+            for (rchunk, wchunk) in [(1, 1), (1, 16), (3, 5), (16, 1), (17, 1024), (1024, 7), (1024, 1024)] {
+                for (noise, pad) in [(false, 0), (true, 0), (true, 3000)] {
+                    let ring = Ring::new(start);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let s2 = stop.clone();
+                    let t = std::thread::spawn(move || peer(ring, rchunk, wchunk, noise, pad, s2));
+                    let mut xs = client(ring, 10_000);
+                    for p in ["device/vbd", "a/much/longer/path/than/the/first/one", "x"] {
+                        let mut want = std::format!("value of {p}");
+                        while want.len() < pad {
+                            want.push('.');
+                        }
+                        let got = xs.read(p);
+                        assert_eq!(
+                            got.as_deref(),
+                            Ok(want.as_str()),
+                            "start {start} chunks {rchunk}/{wchunk} noise {noise} pad {pad}"
+                        );
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                    t.join().unwrap();
+                }
+            }
+        }
+    }
+
+    /// A peer whose producer index runs more than a ring ahead: a clear error, at once.
+    #[test]
+    fn corrupt_indices_are_an_error_not_a_hang() {
+        let ring = Ring::new(0);
+        ring.set(RSP_PROD, 5000);
+        let mut xs = client(ring, 10_000);
+        match xs.read("device/vbd") {
+            Err(XsError::Protocol(why)) => assert!(why.contains("ring corrupt"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let ring = Ring::new(0);
+        ring.set(REQ_CONS, 3000);
+        assert!(matches!(client(ring, 10_000).read("x"), Err(XsError::Protocol(_))));
+    }
+
+    /// No peer at all: the request gives up when its time is up.
+    #[test]
+    fn silent_peer_times_out() {
+        let t = std::time::Instant::now();
+        assert_eq!(client(Ring::new(0), 100).read("x"), Err(XsError::Timeout));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(XsError::Timeout.to_string(), "xenstore: no answer in time");
+    }
+
+    /// An answer claiming more than XENSTORE_PAYLOAD_MAX is refused before any allocation.
+    #[test]
+    fn oversized_answer_is_refused() {
+        let ring = Ring::new(0);
+        let h = encode_header(&XsdSockmsg { ty: XS_READ, req_id: 1, tx_id: 0, len: 1 << 30 });
+        for (i, &b) in h.iter().enumerate() {
+            // SAFETY: inside the leaked page.
+            unsafe { (*ring.0).rsp[i] = b };
+        }
+        ring.set(RSP_PROD, 16);
+        match client(ring, 10_000).read("x") {
+            Err(XsError::Protocol(why)) => assert!(why.contains("XENSTORE_PAYLOAD_MAX"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn header_round_trips() {
