@@ -169,6 +169,17 @@ impl Drop for Scratch {
     }
 }
 
+/// The lines of a loader log without the `rxen.debug` timeline stamp (`[   1.234] `) that
+/// starts each of them in debug mode.
+pub fn loader_lines(log: &str) -> impl Iterator<Item = &str> {
+    log.lines().map(|l| {
+        l.strip_prefix('[')
+            .and_then(|r| r.split_once("] "))
+            .filter(|(t, _)| t.trim().parse::<f64>().is_ok())
+            .map_or(l, |(_, rest)| rest)
+    })
+}
+
 /// One QEMU run.
 #[derive(Debug, Clone)]
 pub struct Qemu {

@@ -62,8 +62,14 @@ impl HwConsole {
     }
 }
 
-impl Console for HwConsole {
-    fn write_str(&mut self, s: &str) {
+/// `rxen.debug`: every console line starts with the loader's own clock, seconds since
+/// [`boot`] began (`[  1.234] `): the boot's timeline.
+static STAMPS: AtomicBool = AtomicBool::new(false);
+static T0_US: AtomicU64 = AtomicU64::new(0);
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
+
+impl HwConsole {
+    fn write_raw(&mut self, s: &str) {
         if xen::console::ready() {
             for (i, part) in s.split('\n').enumerate() {
                 if i > 0 {
@@ -75,6 +81,29 @@ impl Console for HwConsole {
             // Xen without a PV console (yet): the hypervisor's log (`xl dmesg`).
         } else {
             let _ = core::fmt::Write::write_str(&mut SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)), s);
+        }
+    }
+
+    /// The timeline stamp for a line starting now.
+    fn stamp(&mut self) {
+        let ms = time::now_us().saturating_sub(T0_US.load(Ordering::Relaxed)) / 1000;
+        let mut b = LineBuf { buf: [0; 240], len: 0 };
+        let _ = core::fmt::Write::write_fmt(&mut b, format_args!("[{:4}.{:03}] ", ms / 1000, ms % 1000));
+        self.write_raw(core::str::from_utf8(&b.buf[..b.len]).unwrap_or(""));
+    }
+}
+
+impl Console for HwConsole {
+    fn write_str(&mut self, s: &str) {
+        if !STAMPS.load(Ordering::Relaxed) {
+            return self.write_raw(s);
+        }
+        for piece in s.split_inclusive('\n') {
+            if AT_LINE_START.load(Ordering::Relaxed) {
+                self.stamp();
+            }
+            self.write_raw(piece);
+            AT_LINE_START.store(piece.ends_with('\n'), Ordering::Relaxed);
         }
     }
 
@@ -287,11 +316,15 @@ pub fn exception(frame: &TrapFrame) -> ! {
     let symbol = symbols().and_then(|t| traps::symbolize(t, frame.rip));
     let _ = traps::write_report(&mut HwConsole, frame, cr2, symbol);
     if xen::console::ready() {
-        // The PV console may have nobody reading it: the first line into Xen's log too.
+        // The PV console may have nobody reading it: the first line into Xen's log too,
+        // by console_io (where Xen's policy lets a domU write there) and by the HVM debug
+        // port 0xe9, which Xen logs as "(dN) ..." for HVM domains.
         let mut line = LineBuf { buf: [0; 240], len: 0 };
         let _ = traps::write_report(&mut line, frame, cr2, symbol);
         let _ = xen::console_io_write(&line.buf[..line.len]);
         let _ = xen::console_io_write(b" (registers on the domain console)\n");
+        let text = core::str::from_utf8(&line.buf[..line.len]).unwrap_or("rxen: EXCEPTION");
+        let _ = core::fmt::Write::write_fmt(&mut SerialConsole::init_quiet(false), format_args!("{text}\n"));
     }
     poweroff(0x7f)
 }
@@ -308,6 +341,7 @@ pub struct Image {
 /// memory first, `init_heap(addr, len)` once free RAM is known, then the session.
 /// Returns only a plan to carry out; every other end powers off.
 pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, usize)) -> LaunchPlan {
+    T0_US.store(time::now_us(), Ordering::Relaxed);
     let con = &mut HwConsole;
     let on_xen = xen_cpuid_base().is_some();
     COM1.store(!on_xen, Ordering::Relaxed);
@@ -379,6 +413,8 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
         None
     };
     if crate::cmdline::parse_domain_cmdline(&bi.cmdline).options.debug {
+        STAMPS.store(true, Ordering::Relaxed);
+        say!(con, "timeline: [seconds since the loader's entry] on every line (rxen.debug)");
         say!(con, "hvm_start_info v{} at {:#x}, cmdline {:?}", bi.version, si.paddr, bi.cmdline);
         for e in &bi.memmap {
             say!(con, "  memmap {:#012x}-{:#012x} type {}", e.addr, e.addr + e.size, e.kind);
@@ -472,6 +508,10 @@ pub unsafe fn carry_out(plan: &LaunchPlan) {
             // SAFETY: as above.
             Source::Zero => unsafe { core::ptr::write_bytes(dst, 0, c.len as usize) },
         }
+    }
+    if STAMPS.load(Ordering::Relaxed) {
+        let bytes: u64 = plan.copies.iter().map(|c| c.len).sum();
+        say!(&mut HwConsole, "{} copies ({}) done; jumping to the kernel", plan.copies.len(), size_str(bytes));
     }
 }
 

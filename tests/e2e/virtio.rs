@@ -59,7 +59,7 @@ fn disk_lines(machine: &str, args: &[String]) -> (Vec<String>, Run) {
     assert!(!run.timed_out, "the loader hung:\n{}", run.dump());
     assert!(!run.debugcon.contains("PANIC"), "{}", run.dump());
     assert!(run.debugcon.contains("rxen: powering off"), "{}", run.dump());
-    let lines = run.debugcon.lines().filter(|l| l.starts_with("rxen: disk ")).map(str::to_string).collect();
+    let lines = loader_lines(&run.debugcon).filter(|l| l.starts_with("rxen: disk ")).map(str::to_string).collect();
     (lines, run)
 }
 
@@ -165,7 +165,7 @@ fn virtio_mmio_devices_named_on_the_command_line() {
     let run = q.run();
     assert!(!run.timed_out, "the loader hung:\n{}", run.dump());
     assert!(run.debugcon.contains("rxen: powering off"), "{}", run.dump());
-    let lines: Vec<&str> = run.debugcon.lines().filter(|l| l.starts_with("rxen: disk ")).collect();
+    let lines: Vec<&str> = loader_lines(&run.debugcon).filter(|l| l.starts_with("rxen: disk ")).collect();
     let want = [
         a.expected_line("vda", "virtio-blk mmio 0xfeb02e00 (virtio_mmio.device=, legacy)", 512),
         b.expected_line("vdb", "virtio-blk mmio slot 22 (legacy)", 512),
@@ -198,7 +198,7 @@ fn boot_from_virtio_pci_disk_with_bar_above_4g() {
         "pci-testdev,membar=2G,addr=06.0".into(),
     ];
     let run = q.run();
-    let line = run.serial.lines().find(|l| l.starts_with("rxen: disk vda: ")).unwrap_or_default();
+    let line = loader_lines(&run.serial).find(|l| l.starts_with("rxen: disk vda: ")).unwrap_or_default();
     let at = line
         .split("registers at 0x")
         .nth(1)

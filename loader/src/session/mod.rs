@@ -585,6 +585,9 @@ impl<'a> Session<'_, 'a> {
         // fatal: the kernel may not need that disk.
         let mut quiesced = Vec::new();
         for d in disks {
+            if self.domain.options.debug {
+                say!(self.con, "{}: handing the disk back", d.name);
+            }
             match d.dev.clone().release() {
                 Ok(()) => quiesced.push(d.name.clone()),
                 Err(e) => say!(self.con, "warning: {}: could not hand the disk back: {e}", d.name),
