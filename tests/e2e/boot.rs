@@ -38,6 +38,16 @@ fn boots_standalone_on(machine: &str) {
     // rxen.debug was seen by the loader (and printed to 0xe9 too).
     assert!(run.debugcon.contains("rxen: hvm_start_info v1"), "{}", run.dump());
     assert!(run.debugcon.contains("sha256 ok"), "{}", run.dump());
+    // rxen.debug's timeline: each loader line starts with the loader's clock, and the last
+    // one before the kernel says the copies are done.
+    let stamped = |l: &str| {
+        l.strip_prefix('[').and_then(|r| r.split_once("] rxen: ")).is_some_and(|(t, _)| {
+            t.trim().split_once('.').is_some_and(|(s, ms)| s.parse::<u32>().is_ok() && ms.len() == 3)
+        })
+    };
+    let ours: Vec<&str> = run.serial.lines().filter(|l| l.contains("rxen: ") && !l.starts_with("rxen 0.")).collect();
+    assert!(!ours.is_empty() && ours.iter().all(|l| stamped(l)), "{ours:#?}");
+    assert!(ours.iter().any(|l| l.contains("copies (") && l.ends_with("done; jumping to the kernel")), "{ours:#?}");
     assert!(!run.timed_out, "{}", run.dump());
 }
 
