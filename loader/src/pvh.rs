@@ -270,9 +270,6 @@ static IN_TRAP: AtomicBool = AtomicBool::new(false);
 static SYMBOLS: AtomicU64 = AtomicU64::new(0);
 static SYMBOLS_LEN: AtomicU64 = AtomicU64::new(0);
 
-/// Where rxen-mkimage puts the function table.
-const SYMBOLS_PATH: &str = ".rxen/symbols";
-
 fn symbols() -> Option<&'static str> {
     let len = SYMBOLS_LEN.load(Ordering::Acquire);
     if len == 0 {
@@ -456,7 +453,7 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
             }
             say!(con, "memdisk {} at {:#x}, sha256 ok", size_str(hdr.memdisk_len), hdr.memdisk_paddr);
             let md = Memdisk { bytes, paddr: hdr.memdisk_paddr };
-            if let Ok(t) = md.archive().file(SYMBOLS_PATH) {
+            if let Ok(t) = md.archive().file(traps::SYMBOLS_PATH) {
                 // The memdisk stays in place until the plan is carried out (cleared below).
                 SYMBOLS.store(t.as_ptr() as u64, Ordering::Relaxed);
                 SYMBOLS_LEN.store(t.len() as u64, Ordering::Release);

@@ -233,11 +233,9 @@ fn add_host_file(md: &mut Memdisk, guest: &str, host: &Path) -> Result<()> {
 /// one that matches it: its function table goes into the memdisk. A missing map is
 /// silently fine; one of another build is reported and left out.
 fn add_symbols(md: &mut Memdisk, loader_path: &Path, loader: &[u8]) {
-    let mut map_path = loader_path.as_os_str().to_owned();
-    map_path.push(".map");
-    let map_path = PathBuf::from(map_path);
+    let map_path = link_map_path(loader_path);
     let Ok(map) = fs::read_to_string(&map_path) else { return };
-    let table = symbols::check_map_matches(&map, loader).and_then(|()| symbols::table_from_map(&map));
+    let table = symbols::table_for(&map, loader);
     match table.and_then(|t| md.add(symbols::SYMBOLS_PATH, t.into_bytes(), map_path.display().to_string())) {
         Ok(()) => {}
         Err(e) => eprintln!("rxen-mkimage: {}: {e:#}; the image carries no function names", map_path.display()),
@@ -251,18 +249,22 @@ fn function_table(path: &Path) -> Result<String> {
     let bytes = read(path)?;
     let info = image::read_image(&bytes).context(name.clone())?;
     if let Some(md) = info.memdisk
-        && let Some((_, t)) = memdisk_entries(md.bytes)?.into_iter().find(|(p, _)| p == symbols::SYMBOLS_PATH)
+        && let Some(t) = lookup(&memdisk_entries(md.bytes)?, symbols::SYMBOLS_PATH)
     {
         return String::from_utf8(t.to_vec()).map_err(|_| anyhow!("{name}: {}: not UTF-8", symbols::SYMBOLS_PATH));
     }
-    let mut map_path = path.as_os_str().to_owned();
-    map_path.push(".map");
-    let map_path = PathBuf::from(map_path);
+    let map_path = link_map_path(path);
     let map = fs::read_to_string(&map_path).with_context(|| {
         format!("{name}: no {} in its memdisk, and no link map {}", symbols::SYMBOLS_PATH, map_path.display())
     })?;
-    symbols::check_map_matches(&map, &bytes).context(map_path.display().to_string())?;
-    symbols::table_from_map(&map).context(map_path.display().to_string())
+    symbols::table_for(&map, &bytes).context(map_path.display().to_string())
+}
+
+/// Where the loader's build puts the link map of `loader`: `LOADER.map` beside it.
+fn link_map_path(loader: &Path) -> PathBuf {
+    let mut p = loader.as_os_str().to_owned();
+    p.push(".map");
+    PathBuf::from(p)
 }
 
 /// `rxen-mkimage build`.

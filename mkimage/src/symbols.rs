@@ -8,8 +8,7 @@
 use anyhow::{Result, bail};
 use goblin::elf::Elf;
 
-/// Where the symbols go in the memdisk.
-pub const SYMBOLS_PATH: &str = ".rxen/symbols";
+pub use rxen_loader::platform::traps::SYMBOLS_PATH;
 
 /// One line of an lld link map (`VMA LMA Size Align Out/In/Symbol`), if it is one.
 fn map_line(l: &str) -> Option<(u64, u64, &str)> {
@@ -121,6 +120,13 @@ fn strip_hash(name: &str) -> &str {
         Some((base, h)) if h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()) => base,
         _ => name,
     }
+}
+
+/// The function table of `loader` from its link map `map`, once the map is shown to be
+/// that very loader's ([`check_map_matches`]).
+pub fn table_for(map: &str, loader: &[u8]) -> Result<String> {
+    check_map_matches(map, loader)?;
+    table_from_map(map)
 }
 
 /// Whether `map` is the link map of `loader`: the same `.text` address and size.

@@ -188,14 +188,28 @@ fn plain_loader_boots_module_kernel() {
 
 /// File offset of the PT_LOAD whose p_paddr is `paddr` (ELF64 little-endian).
 fn memdisk_file_offset(elf: &[u8], paddr: u64) -> usize {
+    load_segments(elf).iter().find(|l| l.paddr == paddr).map(|l| l.offset as usize).expect("memdisk PT_LOAD")
+}
+
+/// One `PT_LOAD` of an ELF64 image.
+struct Load {
+    flags: u32,
+    offset: u64,
+    paddr: u64,
+    memsz: u64,
+}
+
+/// The image's `PT_LOAD` program headers, in order.
+fn load_segments(elf: &[u8]) -> Vec<Load> {
     let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
     let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
     (0..phnum)
         .map(|i| phoff + i * phentsize)
-        .find(|&p| u32::from_le_bytes(elf[p..p + 4].try_into().unwrap()) == 1 && u64_at(p + 0x18) == paddr)
-        .map(|p| u64_at(p + 8) as usize)
-        .expect("memdisk PT_LOAD")
+        .filter(|&p| u32_at(p) == 1)
+        .map(|p| Load { flags: u32_at(p + 4), offset: u64_at(p + 8), paddr: u64_at(p + 0x18), memsz: u64_at(p + 0x28) })
+        .collect()
 }
 
 /// `on_failure = "prompt"`: after every step failed, the loader waits on the serial
@@ -232,16 +246,23 @@ fn prompt_after_failure_retries_and_powers_off() {
     assert_eq!(run.exit_code, Some(5), "{}", run.dump());
 }
 
+/// The standalone image (in scratch directory `name`) booted on microvm with domain command
+/// line `append`: the directory (the image lives while it does), the image and the run.
+fn standalone_with(name: &str, append: &str) -> (Scratch, std::path::PathBuf, Run) {
+    let dir = Scratch::new(name);
+    let img = standalone(&dir);
+    let mut q = Qemu::new("microvm", &img);
+    q.append = Some(append.into());
+    let run = q.run();
+    (dir, img, run)
+}
+
 /// A CPU exception in the loader (here a page fault on purpose, `rxen.crash=fault`) is
 /// reported with its vector, error code, RIP, RSP and CR2, and ends the guest as a crash
 /// (exit code 0x7f), not as a silent triple fault.
 #[test]
 fn cpu_exception_is_reported_and_crashes_the_guest() {
-    let dir = Scratch::new("fault");
-    let img = standalone(&dir);
-    let mut q = Qemu::new("microvm", &img);
-    q.append = Some("rxen.crash=fault".into());
-    let run = q.run();
+    let (_dir, img, run) = standalone_with("fault", "rxen.crash=fault");
     let line =
         run.serial.lines().find(|l| l.starts_with("rxen: EXCEPTION")).unwrap_or_else(|| panic!("{}", run.dump()));
     assert!(
@@ -272,11 +293,7 @@ fn cpu_exception_is_reported_and_crashes_the_guest() {
 /// returned from on the trap stack: the boot goes on to the kernel and says what it saw.
 #[test]
 fn stray_interrupt_is_survived_and_named() {
-    let dir = Scratch::new("stray");
-    let img = standalone(&dir);
-    let mut q = Qemu::new("microvm", &img);
-    q.append = Some("rxen.crash=interrupt".into());
-    let run = q.run();
+    let (_dir, _, run) = standalone_with("stray", "rxen.crash=interrupt");
     assert!(run.serial.contains("rxen.crash=interrupt: raised vector 0x40 and went on"), "{}", run.dump());
     assert!(
         run.serial.contains(
@@ -288,19 +305,10 @@ fn stray_interrupt_is_survived_and_named() {
     assert!(run.serial.contains(MARKER), "{}", run.dump());
 }
 
-/// The loader's executable PT_LOAD ranges (virtual = physical in pvh-boot).
+/// The span of the image's executable `PT_LOAD`s (physical = virtual in pvh-boot).
 fn exec_range(elf: &[u8]) -> std::ops::Range<u64> {
-    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
-    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
-    let (mut lo, mut hi) = (u64::MAX, 0);
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        let (ty, flags) = (u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()), elf[ph + 4]);
-        if ty == 1 && flags & 1 != 0 {
-            lo = lo.min(u64_at(ph + 0x10));
-            hi = hi.max(u64_at(ph + 0x10) + u64_at(ph + 0x28));
-        }
-    }
+    let exec: Vec<Load> = load_segments(elf).into_iter().filter(|l| l.flags & 1 != 0).collect();
+    let lo = exec.iter().map(|l| l.paddr).min().unwrap_or(u64::MAX);
+    let hi = exec.iter().map(|l| l.paddr + l.memsz).max().unwrap_or(0);
     lo..hi
 }

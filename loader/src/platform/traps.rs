@@ -37,6 +37,10 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+/// Where `rxen-mkimage` stores the loader's function table in an image's memdisk (read by
+/// the exception handler, written by `rxen-mkimage build`).
+pub const SYMBOLS_PATH: &str = ".rxen/symbols";
+
 /// traps.S's limit on stray interrupts before it calls them a storm (STRAY_LIMIT).
 pub const STRAY_LIMIT: u32 = 1_000_000;
 
