@@ -12,9 +12,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::block::BlockDevice;
+use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
+pub mod path;
 
 /// What a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,29 @@ pub enum FsError {
     NotFound { fs: &'static str },
     /// The filesystem cannot do this (e.g. a write where it only reads).
     Unsupported { fs: &'static str, what: &'static str },
+    /// A path component (or the node given) is not a directory.
+    NotADirectory { fs: &'static str },
+    /// File bytes were asked of a directory.
+    IsADirectory { fs: &'static str },
+    /// A symlink's target was asked of something else.
+    NotASymlink { fs: &'static str },
+    /// More than [`path::MAX_SYMLINK_FOLLOWS`] symlinks in one lookup.
+    SymlinkLoop { fs: &'static str },
+    /// More than [`path::MAX_PATH_COMPONENTS`] components in one lookup (a directory loop).
+    PathTooLong { fs: &'static str },
+    /// Not this filesystem at all (the magic or a basic field is wrong).
+    NotOurs { fs: &'static str, why: &'static str },
+    /// The filesystem uses a feature this reader refuses (named as its tools name it).
+    UnsupportedFeature { fs: &'static str, name: &'static str },
+    /// A structure on disk is inconsistent: which one, and where (a block, sector or
+    /// byte offset as the filesystem counts, 0 when there is no better place).
+    Corrupt { fs: &'static str, what: &'static str, at: u64 },
+    /// A checksum on disk does not match.
+    Checksum { fs: &'static str, what: &'static str, at: u64 },
+    /// A walk over guest-controlled structures went past its budget (a cycle).
+    Budget { fs: &'static str, what: &'static str },
+    /// The device failed.
+    Io { fs: &'static str, err: BlockError },
     /// ext2/3/4's own error.
     Ext4(ext4::Ext4Error),
 }
@@ -56,6 +80,24 @@ impl fmt::Display for FsError {
         match self {
             FsError::NotFound { fs } => write!(f, "{fs}: no such file or directory"),
             FsError::Unsupported { fs, what } => write!(f, "{fs}: {what} is not supported"),
+            FsError::NotADirectory { fs } => write!(f, "{fs}: not a directory"),
+            FsError::IsADirectory { fs } => write!(f, "{fs}: is a directory"),
+            FsError::NotASymlink { fs } => write!(f, "{fs}: not a symbolic link"),
+            FsError::SymlinkLoop { fs } => {
+                write!(f, "{fs}: more than {} symbolic links in a path", path::MAX_SYMLINK_FOLLOWS)
+            }
+            FsError::PathTooLong { fs } => {
+                write!(f, "{fs}: more than {} components in a path", path::MAX_PATH_COMPONENTS)
+            }
+            FsError::NotOurs { fs, why } => write!(f, "{fs}: not this filesystem: {why}"),
+            FsError::UnsupportedFeature { fs, name } => write!(f, "{fs}: unsupported feature: {name}"),
+            FsError::Corrupt { fs, what, at } => {
+                write!(f, "{fs}: corrupt filesystem: {what}")?;
+                if *at != 0 { write!(f, " (at {at})") } else { Ok(()) }
+            }
+            FsError::Checksum { fs, what, at } => write!(f, "{fs}: checksum mismatch: {what} (at {at})"),
+            FsError::Budget { fs, what } => write!(f, "{fs}: {what}: more than the reader allows (a cycle?)"),
+            FsError::Io { fs, err } => write!(f, "{fs}: {err}"),
             FsError::Ext4(e) => e.fmt(f),
         }
     }
