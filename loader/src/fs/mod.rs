@@ -16,6 +16,7 @@ use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
 pub mod path;
+pub mod xfs;
 
 /// What a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,8 +153,10 @@ pub struct FsDriver {
 }
 
 /// Every filesystem rxen reads, asked in order.
-pub static FILESYSTEMS: &[FsDriver] =
-    &[FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount }];
+pub static FILESYSTEMS: &[FsDriver] = &[
+    FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
+    FsDriver { name: "xfs", long_name: "XFS", probe: |dev| xfs::probe(dev), mount: xfs::mount },
+];
 
 /// Why [`mount`] found no filesystem.
 #[derive(Debug)]
