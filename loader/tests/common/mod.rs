@@ -46,13 +46,17 @@ impl BlockDevice for FileDisk {
         if lba + n > self.blocks {
             return Err(BlockError::OutOfRange { lba, blocks: n, device_blocks: self.blocks });
         }
-        self.file.read_exact_at(buf, self.offset + lba * u64::from(self.block_size)).map_err(|_| BlockError::Device { status: 1 })
+        self.file
+            .read_exact_at(buf, self.offset + lba * u64::from(self.block_size))
+            .map_err(|_| BlockError::Device { status: 1 })
     }
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         if !self.writable {
             return Err(BlockError::ReadOnly);
         }
-        self.file.write_all_at(buf, self.offset + lba * u64::from(self.block_size)).map_err(|_| BlockError::Device { status: 1 })
+        self.file
+            .write_all_at(buf, self.offset + lba * u64::from(self.block_size))
+            .map_err(|_| BlockError::Device { status: 1 })
     }
 }
 

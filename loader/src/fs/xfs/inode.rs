@@ -99,14 +99,7 @@ pub fn parse(sb: &Superblock, ino: u64, raw: &[u8]) -> Result<Inode, FsError> {
     if size > i64::MAX as u64 {
         return corrupt("file size");
     }
-    Ok(Inode {
-        ino,
-        mode: be16(raw, 2),
-        format: raw[5],
-        size,
-        nextents,
-        fork: raw[core..core + fork_len].to_vec(),
-    })
+    Ok(Inode { ino, mode: be16(raw, 2), format: raw[5], size, nextents, fork: raw[core..core + fork_len].to_vec() })
 }
 
 /// `xfs_dsymlink_hdr.sl_magic`: "XSLM".

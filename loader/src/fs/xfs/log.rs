@@ -12,8 +12,8 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use super::sb::Superblock;
 use super::be32;
+use super::sb::Superblock;
 use crate::block::{BlockDevice, read_bytes};
 
 const BB: u64 = 512;
@@ -27,9 +27,10 @@ const MAX_RECORD_BBS: u64 = 1024;
 
 /// A warning for the mount when the log is not known to be clean.
 pub fn check<D: BlockDevice + ?Sized>(dev: &mut D, sb: &Superblock) -> Option<String> {
-    let dirty = "the log is dirty (not cleanly unmounted): nothing is replayed, files read as the last checkpoint left \
+    let dirty =
+        "the log is dirty (not cleanly unmounted): nothing is replayed, files read as the last checkpoint left \
                  them"
-        .to_string();
+            .to_string();
     if sb.logstart == 0 {
         return Some("the log is on an external device: whether it is clean is not known".to_string());
     }

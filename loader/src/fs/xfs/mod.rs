@@ -147,10 +147,10 @@ impl<D: BlockDevice> Xfs<D> {
 
     /// The block map of `inode`, through the one-entry cache.
     fn map_of(&mut self, inode: &Inode) -> Result<Vec<Extent>, FsError> {
-        if let Some((ino, map)) = self.map_cache.take() {
-            if ino == inode.ino {
-                return Ok(map);
-            }
+        if let Some((ino, map)) = self.map_cache.take()
+            && ino == inode.ino
+        {
+            return Ok(map);
         }
         let sb = self.sb.clone();
         bmap::extents(&sb, inode, &mut |lin| self.read_fs_block(lin))
