@@ -15,6 +15,7 @@ use core::fmt;
 use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
+pub mod fat;
 pub mod path;
 
 /// What a path names.
@@ -152,8 +153,10 @@ pub struct FsDriver {
 }
 
 /// Every filesystem rxen reads, asked in order.
-pub static FILESYSTEMS: &[FsDriver] =
-    &[FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount }];
+pub static FILESYSTEMS: &[FsDriver] = &[
+    FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
+    FsDriver { name: "fat", long_name: "FAT12/16/32", probe: |dev| fat::probe(dev), mount: fat::mount },
+];
 
 /// Why [`mount`] found no filesystem.
 #[derive(Debug)]
