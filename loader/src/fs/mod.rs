@@ -15,6 +15,7 @@ use core::fmt;
 use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
+pub mod fat;
 pub mod path;
 pub mod xfs;
 
@@ -156,6 +157,7 @@ pub struct FsDriver {
 pub static FILESYSTEMS: &[FsDriver] = &[
     FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
     FsDriver { name: "xfs", long_name: "XFS", probe: |dev| xfs::probe(dev), mount: xfs::mount },
+    FsDriver { name: "fat", long_name: "FAT12/16/32", probe: |dev| fat::probe(dev), mount: fat::mount },
 ];
 
 /// Why [`mount`] found no filesystem.
