@@ -113,9 +113,11 @@ fn slot_units(e: &[u8; ENTRY_BYTES]) -> [u16; UNITS_PER_SLOT] {
     u
 }
 
-/// Names compare as Linux vfat compares them: case-insensitively (Unicode simple lower case).
+/// Names compare case-insensitively in ASCII, as GRUB's FAT reader does; other characters
+/// must match exactly (Unicode case tables would cost the loader 12 KiB for names no
+/// boot path uses).
 pub fn same_name(a: &str, b: &str) -> bool {
-    a == b || a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Walk the entries in `raw` (whole 32-byte entries; a partial tail is ignored) and call
@@ -339,8 +341,9 @@ mod tests {
     #[test]
     fn names_compare_case_insensitively() {
         assert!(same_name("BOOTX64.EFI", "bootx64.efi"));
-        assert!(same_name("Grüße.txt", "GRÜßE.TXT"));
-        assert!(same_name("Ωmega", "ωMEGA"));
+        assert!(same_name("Grüße.txt", "GRüßE.TXT"));
+        assert!(!same_name("Grüße.txt", "GRÜßE.TXT"));
+        assert!(same_name("Ωmega", "ΩMEGA"));
         assert!(!same_name("boot", "boot2"));
     }
 
