@@ -378,7 +378,22 @@ pub fn load(fs: &mut dyn ConfigFs, device: &str, env: &Env) -> Result<Menu, Menu
     let mut menu = Menu::new(Format::Bls, &format!("({device}){dir}"));
     menu.messages = messages;
     menu.default = Some("saved".into());
-    for e in sort_rhboot(list) {
+    let list = sort_rhboot(list);
+    // systemd-boot's loader.conf beside the entries (an ESP as /boot): its `default` glob
+    // picks the entry when grubenv saved none, its `timeout` is the menu's.
+    let conf_path = format!("{}/loader.conf", dir.trim_end_matches("/entries"));
+    if let Ok(data) = fs.read(Some(device), &conf_path, MAX_ENTRY_FILE) {
+        let conf = parse_loader_conf(&String::from_utf8_lossy(&data));
+        menu.timeout = conf.timeout.or(menu.timeout);
+        let saved = env.get("next_entry").or(env.get("saved_entry")).is_some_and(|v| !v.is_empty());
+        if let Some(pat) = conf.default.filter(|_| !saved) {
+            match list.iter().position(|e| glob(&pat, &e.id) || glob(&pat, &format!("{}.conf", e.id))) {
+                Some(i) => menu.default = Some(i.to_string()),
+                None => menu.messages.push(format!("({device}){conf_path}: default {pat:?} matches no entry")),
+            }
+        }
+    }
+    for e in list {
         let file = format!("({device}){dir}/{}.conf", e.id);
         let Some(linux) = e.linux.clone() else {
             menu.messages.push(format!("{file}: no `linux` key, skipped"));
@@ -409,10 +424,81 @@ pub fn load(fs: &mut dyn ConfigFs, device: &str, env: &Env) -> Result<Menu, Menu
     Ok(menu)
 }
 
+/// What rxen takes from systemd-boot's `loader.conf`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LoaderConf {
+    /// `default`: a glob over entry ids (`arch.conf`, `fedora-*`).
+    pub default: Option<String>,
+    /// `timeout`: seconds (`menu-force`: wait for a person).
+    pub timeout: Option<i64>,
+}
+
+/// Parse `loader.conf` (`key value` lines, `#` comments; systemd-boot's `@saved` and the
+/// other keys are not rxen's business and are ignored).
+pub fn parse_loader_conf(text: &str) -> LoaderConf {
+    let mut c = LoaderConf::default();
+    for line in text.lines().take(MAX_ENTRY_FILE) {
+        let line = line.trim();
+        let (k, v) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let v = v.trim();
+        match k {
+            "default" if !v.is_empty() && !v.starts_with('@') => c.default = Some(v.to_string()),
+            "timeout" if v == "menu-force" => c.timeout = None,
+            "timeout" => c.timeout = v.parse::<i64>().ok().filter(|t| *t >= 0).or(c.timeout),
+            _ => {}
+        }
+    }
+    c
+}
+
+/// systemd-boot's glob: `*` any run, `?` one character, everything else itself. Iterative
+/// with one backtrack point, so no pattern costs more than len(pat) * len(name) steps.
+pub fn glob(pat: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si + 1;
+                    j = sj + 1;
+                    star = Some((si, sj + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn loader_conf_and_its_glob() {
+        let c = parse_loader_conf("# systemd-boot\ntimeout 3\nconsole-mode max\ndefault arch-*\n");
+        assert_eq!(c, LoaderConf { default: Some("arch-*".into()), timeout: Some(3) });
+        assert_eq!(parse_loader_conf("default @saved\ntimeout menu-force\n"), LoaderConf::default());
+        assert!(glob("arch-*", "arch-lts"));
+        assert!(glob("arch.conf", "arch.conf"));
+        assert!(glob("*lts*", "arch-lts.conf"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("arch-*", "fedora"));
+        assert!(!glob("a?c", "ac"));
+        let long: String = core::iter::repeat_n('a', 5000).collect();
+        assert!(!glob(&format!("{}b", "*a".repeat(50)), &long));
+    }
 
     #[test]
     fn rpm_vercmp() {

@@ -173,4 +173,21 @@ mod tests {
         let e = &m.entries[crate::config::menu::select_default(&m, &genv).unwrap().entry];
         assert_eq!((e.title.as_str(), e.cmdline.as_str()), ("A", "root=/dev/xvda1 ro quiet"));
     }
+
+    /// An ESP as /boot (Arch with systemd-boot): entries beside loader.conf, whose
+    /// `default` glob picks the entry and whose `timeout` is the menu's.
+    #[test]
+    fn systemd_boot_esp() {
+        let mut fs = MemFs::new("d");
+        fs.add_file("d", "/loader/loader.conf", "timeout 4\ndefault arch-lts*\n");
+        fs.add_file("d", "/loader/entries/arch.conf", "title Arch Linux\nlinux /vmlinuz-linux\noptions root=/dev/xvda2\n");
+        fs.add_file("d", "/loader/entries/arch-lts.conf", "title Arch LTS\nlinux /vmlinuz-linux-lts\noptions lts\n");
+        let m = load(&mut fs, "d", &default_order(), &Env::new(), &grub::Options::default()).unwrap();
+        assert_eq!(m.timeout, Some(4));
+        let e = &m.entries[crate::config::menu::select_default(&m, &Env::new()).unwrap().entry];
+        assert_eq!((e.title.as_str(), e.cmdline.as_str()), ("Arch LTS", "lts"));
+        fs.add_file("d", "/loader/loader.conf", "default nothing-like-it\n");
+        let m = load(&mut fs, "d", &default_order(), &Env::new(), &grub::Options::default()).unwrap();
+        assert!(m.messages.iter().any(|x| x.contains("matches no entry")), "{:?}", m.messages);
+    }
 }
