@@ -237,3 +237,37 @@ fn grubenv_next_entry_boots_once() {
     assert!(env.contains("\nrecordfail=1\n"), "{env}");
     assert!(env.contains("\nsaved_entry=gnulinux-simple-4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d\n"), "{env}");
 }
+
+/// RHEL 9: `/boot` on XFS (mkfs.xfs v5 defaults), grub.cfg's blscfg, grubenv's
+/// saved_entry picking the 9.3 kernel.
+#[test]
+fn rhel9_bls_on_xfs_boot() {
+    let run = boot("rhel9", None);
+    assert_boots(
+        &run,
+        "Red Hat Enterprise Linux (5.14.0-362.8.1.el9_3.x86_64) 9.3 (Plow)",
+        "BOOT_IMAGE=(vda,msdos1)/vmlinuz-5.14.0-362.8.1.el9_3.x86_64 root=/dev/mapper/rhel-root ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap rhgb quiet",
+    );
+    assert!(run.serial.contains("xfs"), "the volume is not named as XFS:\n{}", run.dump());
+}
+
+/// CentOS Stream 8 on XFS: BLS `options $kernelopts $tuned_params` expanded from the
+/// grubenv that lives on the XFS `/boot`.
+#[test]
+fn centos8_kernelopts_from_grubenv_on_xfs() {
+    let run = boot("centos8", None);
+    assert_boots(
+        &run,
+        "CentOS Stream (4.18.0-553.el8.x86_64) 8",
+        "BOOT_IMAGE=(vda,msdos1)/vmlinuz-4.18.0-553.el8.x86_64 root=/dev/mapper/cs-root ro crashkernel=auto resume=/dev/mapper/cs-swap rd.lvm.lv=cs/root rd.lvm.lv=cs/swap rhgb quiet skew_tick=1",
+    );
+}
+
+/// Arch with systemd-boot: the FAT32 ESP is `/boot`; loader.conf's `default` picks the
+/// entry, its `timeout` (3 s) counts down. No grub.cfg anywhere.
+#[test]
+fn arch_systemd_boot_esp_on_fat() {
+    let run = boot("arch-esp", None);
+    assert_boots(&run, "Arch Linux", "BOOT_IMAGE=/vmlinuz-linux root=UUID=7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9 rw console=hvc0");
+    assert!(run.serial.contains("rxen: booting the default in 3 s"), "{}", run.dump());
+}
