@@ -15,6 +15,7 @@ use core::fmt;
 use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
+pub mod iso9660;
 pub mod path;
 
 /// What a path names.
@@ -152,8 +153,10 @@ pub struct FsDriver {
 }
 
 /// Every filesystem rxen reads, asked in order.
-pub static FILESYSTEMS: &[FsDriver] =
-    &[FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount }];
+pub static FILESYSTEMS: &[FsDriver] = &[
+    FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
+    FsDriver { name: "iso9660", long_name: "ISO9660", probe: |dev| iso9660::probe(dev), mount: iso9660::mount },
+];
 
 /// Why [`mount`] found no filesystem.
 #[derive(Debug)]
