@@ -441,9 +441,9 @@ impl<D: BlockDevice> Iso9660<D> {
             if done == buf.len() {
                 break;
             }
-            let want = offset + done as u64;
+            let want = offset.saturating_add(done as u64);
             if want < pos + len {
-                let within = want - pos;
+                let within = want.saturating_sub(pos);
                 let n = usize::try_from(len - within).unwrap_or(usize::MAX).min(buf.len() - done);
                 let dst = buf.get_mut(done..done + n).unwrap_or(&mut []);
                 read_bytes(&mut self.dev, start + within, dst).map_err(io)?;
