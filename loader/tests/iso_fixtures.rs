@@ -139,6 +139,7 @@ fn every_image_matches_its_tree() {
                 assert_eq!(fs.label(), label, "{img}: label");
             }
             assert_eq!(fs.uuid(), "2023-11-14-22-13-13-00", "{img}");
+            assert!(fs.warnings().is_empty(), "{img}: {:?}", fs.warnings());
             let mut files = 0;
             let root = isos().join(&tree);
             compare(&mut *fs, &root, &root, "", names == "plain", &mut files);
@@ -271,6 +272,10 @@ fn hostile_images_fail_with_the_cause() {
     });
     // Not ISO9660 at all: the registry finds no reader.
     assert!(matches!(mount_bs(vec![0u8; 1 << 20], 512), Err(MountError::Unrecognised)));
+    // A truncated image mounts with a warning; files past the end fail by name.
+    let mut fs = mount_bs(image("rr-joliet.iso")[..200 * 2048].to_vec(), 2048).unwrap();
+    assert!(fs.warnings().iter().any(|w| w.contains("larger than the device")), "{:?}", fs.warnings());
+    assert!(fs.lookup("/boot/vmlinuz").unwrap_err().to_string().contains("past the end of the device"));
     // Every image cut short at any sector: an error or a mount, never a panic.
     let data = image("rr-joliet.iso");
     for cut in [16usize, 17, 18, 19, 20, 21, 22, 24, 30, 40] {

@@ -32,6 +32,7 @@ mod record;
 mod susp;
 
 use alloc::boxed::Box;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -117,6 +118,7 @@ pub struct Iso9660<D: BlockDevice> {
     root: Entry,
     uuid: String,
     label: String,
+    warnings: Vec<String>,
     /// The entry last re-read from its id (sequential `read_at` calls).
     last: Option<Entry>,
 }
@@ -165,8 +167,24 @@ impl<D: BlockDevice> Iso9660<D> {
         let label = names::label(pvd.get(40..72).unwrap_or(&[]), svd.as_ref().and_then(|(_, s)| s.get(40..72)));
         let placeholder =
             Entry { id: 0, kind: NodeKind::Dir, size: 0, extents: Vec::new(), link: Vec::new(), refused: None };
-        let mut fs =
-            Iso9660 { dev, bs: u64::from(bs), names: Names::Plain, root: placeholder, uuid, label, last: None };
+        let mut warnings = Vec::new();
+        let volume_blocks = u64::from(record::le32(&pvd, 80));
+        if volume_blocks.saturating_mul(u64::from(bs)) > dev.size_bytes() {
+            warnings.push(format!(
+                "iso9660: the volume ({volume_blocks} blocks of {bs} bytes) is larger than the device ({} bytes): a truncated image?",
+                dev.size_bytes()
+            ));
+        }
+        let mut fs = Iso9660 {
+            dev,
+            bs: u64::from(bs),
+            names: Names::Plain,
+            root: placeholder,
+            uuid,
+            label,
+            warnings,
+            last: None,
+        };
         let root = fs.entry_at(pvd_at + VD_ROOT_RECORD as u64)?;
         if root.kind != NodeKind::Dir {
             return Err(corrupt("the root directory record is not a directory", pvd_at));
@@ -206,6 +224,11 @@ impl<D: BlockDevice> Iso9660<D> {
 
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Things worth telling that did not stop the mount (a volume larger than its device).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Walk the directory records from byte `start` (inside a logical block) up to `end`,
@@ -500,6 +523,9 @@ impl Filesystem for Iso9660<Box<dyn BlockDevice>> {
     }
     fn label(&self) -> String {
         self.label.clone()
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
     fn lookup(&mut self, path: &str) -> Result<Node, FsError> {
         Ok(node(&self.resolve(path, true)?))
