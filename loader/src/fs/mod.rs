@@ -16,6 +16,7 @@ use crate::block::{BlockDevice, BlockError};
 
 pub mod ext4;
 pub mod fat;
+pub mod iso9660;
 pub mod path;
 pub mod xfs;
 
@@ -157,6 +158,8 @@ pub struct FsDriver {
 pub static FILESYSTEMS: &[FsDriver] = &[
     FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
     FsDriver { name: "xfs", long_name: "XFS", probe: |dev| xfs::probe(dev), mount: xfs::mount },
+    FsDriver { name: "iso9660", long_name: "ISO9660", probe: |dev| iso9660::probe(dev), mount: iso9660::mount },
+    // Last: the FAT probe is a plausibility check of the boot sector, not a magic.
     FsDriver { name: "fat", long_name: "FAT12/16/32", probe: |dev| fat::probe(dev), mount: fat::mount },
 ];
 
