@@ -268,6 +268,10 @@ fn centos8_kernelopts_from_grubenv_on_xfs() {
 #[test]
 fn arch_systemd_boot_esp_on_fat() {
     let run = boot("arch-esp", None);
-    assert_boots(&run, "Arch Linux", "BOOT_IMAGE=/vmlinuz-linux root=UUID=7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9 rw console=hvc0");
+    assert_boots(
+        &run,
+        "Arch Linux",
+        "BOOT_IMAGE=/vmlinuz-linux root=UUID=7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9 rw console=hvc0",
+    );
     assert!(run.serial.contains("rxen: booting the default in 3 s"), "{}", run.dump());
 }

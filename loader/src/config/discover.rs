@@ -180,7 +180,11 @@ mod tests {
     fn systemd_boot_esp() {
         let mut fs = MemFs::new("d");
         fs.add_file("d", "/loader/loader.conf", "timeout 4\ndefault arch-lts*\n");
-        fs.add_file("d", "/loader/entries/arch.conf", "title Arch Linux\nlinux /vmlinuz-linux\noptions root=/dev/xvda2\n");
+        fs.add_file(
+            "d",
+            "/loader/entries/arch.conf",
+            "title Arch Linux\nlinux /vmlinuz-linux\noptions root=/dev/xvda2\n",
+        );
         fs.add_file("d", "/loader/entries/arch-lts.conf", "title Arch LTS\nlinux /vmlinuz-linux-lts\noptions lts\n");
         let m = load(&mut fs, "d", &default_order(), &Env::new(), &grub::Options::default()).unwrap();
         assert_eq!(m.timeout, Some(4));
