@@ -280,7 +280,10 @@ fn sources(files: &[String]) -> Vec<Source> {
                 Source::Bls
             } else if lower.ends_with("menu.lst") || lower.ends_with("grub.conf") {
                 Source::MenuLst(f.clone())
-            } else if lower.ends_with("extlinux.conf") || lower.ends_with("syslinux.cfg") {
+            } else if lower.ends_with("extlinux.conf")
+                || lower.ends_with("syslinux.cfg")
+                || lower.ends_with("isolinux.cfg")
+            {
                 Source::Extlinux(f.clone())
             } else {
                 Source::Grub(f.clone())

@@ -44,6 +44,20 @@ layout!(ext4_whole_disk_debian_symlinks, "ext4", "vda");
 layout!(ext4_64bit_metadata_csum_inline_data, "ext4-feat", "vda");
 layout!(gpt_separate_boot_partition, "gpt-bootpart", "vda,gpt1");
 layout!(mbr_logical_partition, "mbr-logical", "vda,msdos5");
+layout!(xfs_whole_disk_debian_symlinks, "xfs", "vda");
+layout!(iso9660_rock_ridge_whole_disk, "iso9660", "vda");
+
+/// Live and installer media: no /vmlinuz, but /isolinux/isolinux.cfg names the kernel
+/// and (in `initrd=`) the initrd, as syslinux reads it.
+#[test]
+fn iso9660_live_media_isolinux_cfg() {
+    let run = boot_from("microvm", &["iso-live"]);
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: entry \"Live system\""), "{}", run.dump());
+    let want =
+        format!("BOOT_IMAGE=/live/vmlinuz initrd=/live/initrd.img boot=live components quiet {}", sample_cmdline());
+    assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
+}
 
 /// A disk of 4 KiB logical sectors (virtio-blk blk_size 4096): the GPT's LBAs count
 /// 4 KiB blocks, every read is whole blocks. Over virtio-mmio and virtio-pci.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Finding and reading a guest's boot configuration on one device, in a fixed order:
 //! `/boot/grub/grub.cfg`, `/grub/grub.cfg`, `/boot/grub2/grub.cfg`, `/grub2/grub.cfg`, BLS
-//! entries, `/boot/extlinux/extlinux.conf`, `/extlinux.conf`, `/boot/grub/menu.lst`,
+//! entries, `/boot/extlinux/extlinux.conf`, `/extlinux.conf`, installer and live media's
+//! `/isolinux/isolinux.cfg` and `/syslinux/syslinux.cfg`, `/boot/grub/menu.lst`,
 //! `/boot/grub/grub.conf` ([`DEFAULT_ORDER`]; the caller may pass its own). Alpine's
 //! `/boot/extlinux.conf` and a separate `/boot`'s `/grub/menu.lst`, `/grub/grub.conf` (where
 //! pygrub also looks) are tried too.
@@ -41,6 +42,10 @@ pub const DEFAULT_ORDER: &[(&str, &str)] = &[
     ("extlinux", "/boot/extlinux/extlinux.conf"),
     ("extlinux", "/extlinux.conf"),
     ("extlinux", "/boot/extlinux.conf"),
+    ("extlinux", "/isolinux/isolinux.cfg"),
+    ("extlinux", "/boot/isolinux/isolinux.cfg"),
+    ("extlinux", "/syslinux/syslinux.cfg"),
+    ("extlinux", "/boot/syslinux/syslinux.cfg"),
     ("menulst", "/boot/grub/menu.lst"),
     ("menulst", "/boot/grub/grub.conf"),
     ("menulst", "/grub/menu.lst"),

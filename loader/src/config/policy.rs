@@ -77,7 +77,7 @@ pub enum StepKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigStep {
     /// `files`: where to look, in order (default: the generic search order). A path ending
-    /// in `menu.lst`/`grub.conf` is GRUB legacy, `extlinux.conf`/`syslinux.cfg` extlinux,
+    /// in `menu.lst`/`grub.conf` is GRUB legacy, `extlinux.conf`/`syslinux.cfg`/`isolinux.cfg` extlinux,
     /// any other path a GRUB script; `"bls"` means BLS entries.
     pub files: Vec<String>,
     /// `entry`: boot this entry (index, id, title or `>` path) instead of the default.
