@@ -92,7 +92,10 @@ impl Superblock {
         }
         let block_size = be32(raw, 4);
         let block_log = raw[120];
-        if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() || 1u32 << block_log != block_size {
+        if !(512..=65536).contains(&block_size)
+            || !block_size.is_power_of_two()
+            || u32::from(block_log) != block_size.trailing_zeros()
+        {
             return corrupt("block size");
         }
         let inode_size = be16(raw, 104);
@@ -102,7 +105,7 @@ impl Superblock {
             || !inode_size.is_power_of_two()
             || u32::from(inode_size) > block_size
             || u32::from(inopblock) != block_size / u32::from(inode_size)
-            || 1u32 << inopblog != u32::from(inopblock)
+            || u32::from(inopblog) != u32::from(inopblock).trailing_zeros()
             || raw[122] as u32 != inode_size.trailing_zeros()
         {
             return corrupt("inode size");
@@ -213,5 +216,41 @@ impl Superblock {
         agno < u64::from(self.agcount)
             && agbno < u64::from(self.agblocks)
             && agno * u64::from(self.agblocks) + agbno < self.dblocks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v4 superblock with sane geometry (4 KiB blocks, 512-byte inodes, 2 AGs).
+    fn v4() -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec![0u8; 512];
+        b[0..4].copy_from_slice(&MAGIC.to_be_bytes());
+        b[4..8].copy_from_slice(&4096u32.to_be_bytes());
+        b[8..16].copy_from_slice(&8192u64.to_be_bytes());
+        b[56..64].copy_from_slice(&128u64.to_be_bytes());
+        b[84..88].copy_from_slice(&4096u32.to_be_bytes());
+        b[88..92].copy_from_slice(&2u32.to_be_bytes());
+        b[100..102].copy_from_slice(&(4 | VERSION_DIRV2BIT).to_be_bytes());
+        b[102..104].copy_from_slice(&512u16.to_be_bytes());
+        b[104..106].copy_from_slice(&512u16.to_be_bytes());
+        b[106..108].copy_from_slice(&8u16.to_be_bytes());
+        (b[120], b[122], b[123], b[124]) = (12, 9, 3, 12);
+        b
+    }
+
+    #[test]
+    fn geometry_is_checked_without_overflow() {
+        let sb = Superblock::parse(&v4()).unwrap();
+        assert_eq!(sb.inode_offset(128), Some(128 * 512));
+        assert_eq!(sb.fsb_to_linear(1 << 12 | 5), Some(4096 + 5));
+        assert_eq!(sb.fsb_to_linear(2 << 12), None);
+        // Logs that would overflow a shift (found by the fuzzer: block log 200).
+        for (at, v) in [(120, 200u8), (123, 77), (124, 40), (192, 250)] {
+            let mut b = v4();
+            b[at] = v;
+            assert!(matches!(Superblock::parse(&b), Err(FsError::Corrupt { .. })), "byte {at} = {v}");
+        }
     }
 }
