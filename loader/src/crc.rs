@@ -33,6 +33,12 @@ pub fn crc32(data: &[u8]) -> u32 {
     !update(&IEEE, !0, data)
 }
 
+/// Raw CRC-32 (IEEE) register update, no pre/post inversion: LVM2 checksums its label,
+/// metadata area header and metadata text this way, from the seed 0xf597a6cf.
+pub fn crc32_raw(seed: u32, data: &[u8]) -> u32 {
+    update(&IEEE, seed, data)
+}
+
 /// Raw CRC-32C register update, no pre/post inversion: ext4 chains
 /// `crc32c_le(seed, ...)` calls this way (seed `!0` for the first, then the previous value).
 pub fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {

@@ -4,8 +4,11 @@
 //! `vda,gpt2`, `vda,msdos5` — and found by filesystem UUID or label, partition UUID or
 //! label, or a file they hold (GRUB's `search --fs-uuid/--label/--file`).
 //!
-//! A volume sits over a [`BlockDevice`] (today a partition view of a [`SharedDisk`]; an
-//! LVM logical volume or an md mirror is one more kind of device) and is mounted once,
+//! md RAID1 arrays ([`md`]) are named `md/NAME` (`md0` for 0.90) and LVM logical
+//! volumes ([`lvm`]) `lvm/VG-LV`, as GRUB names them; see docs/disks-volumes.md.
+//!
+//! A volume sits over a [`BlockDevice`] (a partition view of a [`SharedDisk`], or a
+//! [`compose::Composed`] device mapping an array or LV onto its members) and is mounted once,
 //! by the [`crate::fs`] registry, when the disks are scanned; every later read, stat,
 //! list and search reuses that mount.
 
@@ -18,6 +21,10 @@ use core::fmt;
 use crate::block::{BlockDevice, SharedDisk};
 use crate::fs::{self, Filesystem, FsError, NodeKind};
 use crate::part::{self, PartitionDevice};
+
+pub mod compose;
+pub mod lvm;
+pub mod md;
 
 /// A disk the loader found.
 pub struct Disk {
@@ -72,10 +79,15 @@ impl fmt::Display for SearchKey {
 pub struct VolumeInfo {
     /// `vda`, `vda,gpt2`, `vda,msdos5`: written `(vda,gpt2)` in paths.
     pub name: String,
-    /// Index of its disk in the disk list.
+    /// Index in the disk list of the disk holding the volume's block 0, and that block's
+    /// number there. For a partition or whole disk the volume is `num_blocks` contiguous
+    /// blocks from there; an md array or LVM logical volume (`layout` is set) is not
+    /// contiguous on any disk: these two only say where its block 0 is read from (the
+    /// first leg of a mirror), for messages. Reads and writes always go through the
+    /// volume's own device (`Volume::fs`), which maps them onto the members.
     pub disk: usize,
-    /// First block and block count on the disk.
     pub start_lba: u64,
+    /// Size of the volume, in its device's blocks.
     pub num_blocks: u64,
     /// The registry name of its filesystem (`ext4` for ext2/3/4 alike).
     pub fs: &'static str,
@@ -84,6 +96,9 @@ pub struct VolumeInfo {
     pub label: String,
     pub part_uuid: Option<String>,
     pub part_label: Option<String>,
+    /// For an md array or LVM logical volume: what it is built from
+    /// (`md raid1 over (vdd,gpt1) (vde,gpt1)`, `lvm over (vda,gpt2)`).
+    pub layout: Option<String>,
 }
 
 /// A mounted filesystem on a disk or partition.
@@ -118,35 +133,54 @@ impl VolumeInfo {
         if let Some(l) = self.part_label.as_ref().filter(|l| !l.is_empty()) {
             s += &format!(" partlabel {l:?}");
         }
+        if let Some(l) = &self.layout {
+            s += &format!(" ({l})");
+        }
         s
     }
 }
 
-fn probe_volume(
-    disks: &[Disk],
-    disk: usize,
+/// A block device a filesystem, an md superblock or an LVM label may be on: a whole
+/// disk, a partition, an md array or an LVM logical volume.
+struct Candidate {
     name: String,
+    /// Where its block 0 lies (see [`VolumeInfo::disk`]).
+    disk: usize,
     start_lba: u64,
-    num_blocks: u64,
-    part: Option<&part::Partition>,
-    log: &mut dyn FnMut(String),
-) -> Option<Volume> {
-    let dev = Box::new(PartitionDevice::new(disks[disk].dev.clone(), start_lba, num_blocks));
-    match fs::mount(dev) {
+    /// The device: `blocks` blocks of `dev` from `start`.
+    dev: SharedDisk,
+    start: u64,
+    blocks: u64,
+    part: Option<part::Partition>,
+    layout: Option<String>,
+    /// An md member or an LVM PV: its blocks belong to the composed device.
+    claimed: bool,
+}
+
+impl Candidate {
+    fn view(&self) -> PartitionDevice<SharedDisk> {
+        PartitionDevice::new(self.dev.clone(), self.start, self.blocks)
+    }
+}
+
+fn probe_volume(c: Candidate, log: &mut dyn FnMut(String)) -> Option<Volume> {
+    let name = c.name.clone();
+    match fs::mount(Box::new(c.view())) {
         Ok(fs) => {
             for w in fs.warnings() {
                 log(format!("({name}): {w}"));
             }
             let info = VolumeInfo {
                 name,
-                disk,
-                start_lba,
-                num_blocks,
+                disk: c.disk,
+                start_lba: c.start_lba,
+                num_blocks: c.blocks,
                 fs: fs.kind(),
                 fs_uuid: fs.uuid(),
                 label: fs.label(),
-                part_uuid: part.and_then(|p| p.part_uuid_string()),
-                part_label: part.and_then(|p| p.label.clone()),
+                part_uuid: c.part.as_ref().and_then(|p| p.part_uuid_string()),
+                part_label: c.part.as_ref().and_then(|p| p.label.clone()),
+                layout: c.layout,
             };
             Some(Volume { info, fs })
         }
@@ -157,10 +191,14 @@ fn probe_volume(
     }
 }
 
-/// Find and mount every volume on `disks`. Problems (a damaged table, a filesystem that
-/// does not mount) go to `log` and the scan goes on.
+/// Find and mount every volume on `disks`: whole disks and partitions, then md RAID1
+/// arrays assembled from them, then LVM logical volumes on any of those. md members and
+/// LVM PVs are not mounted themselves (a 0.90 or 1.0 RAID1 member also looks like a
+/// filesystem from block 0: the array is preferred). Problems (a damaged table, a
+/// filesystem that does not mount, an array or LV refused) go to `log` and the scan
+/// goes on.
 pub fn scan(disks: &[Disk], log: &mut dyn FnMut(String)) -> Vec<Volume> {
-    let mut vols = Vec::new();
+    let mut cands = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         let blocks = d.dev.num_blocks();
         let table = match part::scan(&mut d.dev.clone()) {
@@ -173,16 +211,108 @@ pub fn scan(disks: &[Disk], log: &mut dyn FnMut(String)) -> Vec<Volume> {
         for w in &table.warnings {
             log(format!("({}): {w}", d.name));
         }
+        let cand = |name, start, blocks, part| Candidate {
+            name,
+            disk: i,
+            start_lba: start,
+            dev: d.dev.clone(),
+            start,
+            blocks,
+            part,
+            layout: None,
+            claimed: false,
+        };
         if table.scheme.is_none() {
-            vols.extend(probe_volume(disks, i, d.name.clone(), 0, blocks, None, log));
+            cands.push(cand(d.name.clone(), 0, blocks, None));
             continue;
         }
         for p in &table.partitions {
             let name = format!("{},{}", d.name, p.name());
-            vols.extend(probe_volume(disks, i, name, p.start_lba, p.num_blocks, Some(p), log));
+            cands.push(cand(name, p.start_lba, p.num_blocks, Some(p.clone())));
         }
     }
-    vols
+
+    // md arrays.
+    let mut members = Vec::new();
+    let mut member_of = Vec::new();
+    for (ci, c) in cands.iter_mut().enumerate() {
+        let mut view = c.view();
+        match md::probe(&mut view) {
+            Ok(None) => {}
+            Ok(Some(sb)) => {
+                c.claimed = true;
+                members.push(md::Member { name: c.name.clone(), sb, dev: Box::new(view) });
+                member_of.push(ci);
+            }
+            Err(e) => {
+                c.claimed = true;
+                log(format!("({}): {e}; not read", c.name));
+            }
+        }
+    }
+    for a in md::assemble(members, log) {
+        let m = &cands[member_of[a.first]];
+        let (disk, start_lba) = (m.disk, m.start_lba + a.first_offset);
+        let blocks = a.dev.num_blocks();
+        cands.push(Candidate {
+            name: a.name,
+            disk,
+            start_lba,
+            dev: SharedDisk::new(Box::new(a.dev)),
+            start: 0,
+            blocks,
+            part: None,
+            layout: Some(a.layout),
+            claimed: false,
+        });
+    }
+
+    // LVM physical volumes, then their logical volumes.
+    let mut pvs = Vec::new();
+    let mut pv_of = Vec::new();
+    for (ci, c) in cands.iter_mut().enumerate().filter(|(_, c)| !c.claimed) {
+        match lvm::probe(&mut c.view()) {
+            Ok(None) => {}
+            Ok(Some(label)) => {
+                c.claimed = true;
+                pvs.push(lvm::FoundPv {
+                    name: c.name.clone(),
+                    label,
+                    dev: c.dev.clone(),
+                    start: c.start,
+                    blocks: c.blocks,
+                });
+                pv_of.push(ci);
+            }
+            Err(e) => {
+                c.claimed = true;
+                log(format!("({}): {e}; not read", c.name));
+            }
+        }
+    }
+    for lv in lvm::activate(&pvs, log) {
+        let (disk, start_lba) = match lv.origin {
+            Some((pi, block)) => {
+                let pv = &cands[pv_of[pi]];
+                (pv.disk, pv.start_lba + block)
+            }
+            None => (cands[pv_of[0]].disk, cands[pv_of[0]].start_lba),
+        };
+        let blocks = lv.dev.num_blocks();
+        cands.push(Candidate {
+            name: lv.name,
+            disk,
+            start_lba,
+            dev: SharedDisk::new(Box::new(lv.dev)),
+            start: 0,
+            blocks,
+            part: None,
+            layout: Some(lv.layout),
+            claimed: false,
+        });
+    }
+
+    cands.into_iter().filter(|c| !c.claimed).filter_map(|c| probe_volume(c, log)).collect()
 }
 
 /// The first volume matching `key`.
