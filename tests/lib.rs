@@ -108,6 +108,17 @@ pub fn config_disks() -> PathBuf {
     D.get_or_init(|| script_dir("scripts/build-config-disks")).clone()
 }
 
+/// The LVM2 and md RAID disks (`scripts/build-volume-fixtures`, made with lvm2 and mdadm
+/// in a QEMU guest): `rhel.img`, `md1.img`, ... in this directory.
+pub fn volume_disks() -> PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| {
+        run_ok(&mut Command::new(root().join("scripts/build-volume-fixtures")));
+        root().join(".cache/volumes")
+    })
+    .clone()
+}
+
 /// The filesystem fixtures (`scripts/build-disk-fixtures`): `NAME.img` in this directory.
 pub fn disk_fixtures() -> PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();

@@ -51,7 +51,11 @@ fn take(mut vols: Vec<Volume>, name: &str) -> Volume {
 }
 
 fn check(v: &mut Volume, uuid: &str, label: &str, tree: &str) {
-    assert_eq!((v.info.fs, v.fs_uuid.as_str(), v.label.as_str()), ("ext4", uuid, label), "{}", v.name);
+    check_fs(v, "ext4", uuid, label, tree);
+}
+
+fn check_fs(v: &mut Volume, fs: &str, uuid: &str, label: &str, tree: &str) {
+    assert_eq!((v.info.fs, v.fs_uuid.as_str(), v.label.as_str()), (fs, uuid, label), "{}", v.name);
     let n = compare_tree(&mut *v.fs, &dir().join(tree), "", &["lost+found"]);
     assert!(n >= 2, "{}: {n} files", v.name);
 }
@@ -61,11 +65,11 @@ fn rhel_disk_boot_partition_and_root_lv() {
     let (mut vols, log) = scan(&["rhel.img"]);
     let names: Vec<&str> = vols.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["vda,gpt1", "lvm/rhel-root"], "{log:?}");
-    check(vol(&mut vols, "vda,gpt1"), "11111111-0000-4000-8000-000000000001", "rxen-boot", "tree-boot");
+    check_fs(vol(&mut vols, "vda,gpt1"), "xfs", "11111111-0000-4000-8000-000000000001", "rxen-boot", "tree-boot");
     let root = vol(&mut vols, "lvm/rhel-root");
     assert!(root.layout.as_deref() == Some("lvm over (vda,gpt2)"), "{:?}", root.layout);
-    // Block 0 of the LV: the PV's partition at 16 MiB, pe_start 2048 sectors.
-    assert_eq!((root.disk, root.start_lba, root.num_blocks), (0, 32768 + 2048, 24 * 2048));
+    // Block 0 of the LV: the PV's partition at 41 MiB, pe_start 2048 sectors.
+    assert_eq!((root.disk, root.start_lba, root.num_blocks), (0, 41 * 2048 + 2048, 24 * 2048));
     check(root, "11111111-0000-4000-8000-000000000002", "rhel-root", "tree-root");
     assert!(log.iter().any(|m| m.starts_with("(lvm/rhel-swap): ")), "{log:?}");
     let found = volume::search(&mut vols, &SearchKey::File("/etc/hostname".into()));
@@ -166,7 +170,7 @@ fn rewrite_metadata(img: &mut [u8], pv: usize, f: impl FnOnce(&str) -> String) {
 
 fn hostile_rhel(name: &str, f: impl FnOnce(&str) -> String) -> Vec<String> {
     let mut img = std::fs::read(dir().join("rhel.img")).unwrap();
-    rewrite_metadata(&mut img, 16 << 20, f);
+    rewrite_metadata(&mut img, 41 << 20, f);
     let p = tmp(name);
     std::fs::write(&p, &img).unwrap();
     let (vols, log) = scan_paths(&[p]);

@@ -47,6 +47,40 @@ layout!(mbr_logical_partition, "mbr-logical", "vda,msdos5");
 layout!(xfs_whole_disk_debian_symlinks, "xfs", "vda");
 layout!(iso9660_rock_ridge_whole_disk, "iso9660", "vda");
 
+/// A RHEL-style disk (lvm2 and mdadm made it in a QEMU guest): GPT, `/boot` on XFS with
+/// BLS entries whose `options $kernelopts` come from the grubenv there, the root on LVM
+/// (`lvm/rhel-root`, found and named as GRUB names it).
+#[test]
+fn rhel_style_xfs_boot_and_lvm_root() {
+    let run = boot_from_paths("microvm", &[volume_disks().join("rhel.img")]);
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: entry \"Rocky Linux (5.14.0-rxen)\""), "{}", run.dump());
+    assert!(
+        run.serial.contains("rxen: volume (vda,gpt1) xfs uuid 11111111-0000-4000-8000-000000000001"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.serial.contains("rxen: volume (lvm/rhel-root) ext4 uuid 11111111-0000-4000-8000-000000000002"),
+        "{}",
+        run.dump()
+    );
+    let want = format!(
+        "BOOT_IMAGE=/vmlinuz-5.14.0-rxen root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/root console=hvc0 {}",
+        sample_cmdline()
+    );
+    assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
+}
+
+/// `/boot` on md RAID1 (metadata 1.2) with one of its two members missing: the array is
+/// read from the member that is there, degraded, and its Debian-style /vmlinuz boots.
+#[test]
+fn md_raid1_boot_with_a_member_missing() {
+    let run = boot_from_paths("microvm", &[volume_disks().join("md1.img")]);
+    assert_booted(&run, "md/boot");
+    assert!(run.serial.contains("degraded"), "the missing member is not said:\n{}", run.dump());
+}
+
 /// Live and installer media: no /vmlinuz, but /isolinux/isolinux.cfg names the kernel
 /// and (in `initrd=`) the initrd, as syslinux reads it.
 #[test]
