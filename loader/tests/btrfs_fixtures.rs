@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The btrfs reader against filesystems made by the real mkfs.btrfs
+//! (`scripts/build-btrfs-fixtures`) and, when they have been built, by a Linux kernel
+//! (`scripts/build-btrfs-kernel-fixtures`: compressed extents, subvolumes, raid1): every
+//! file, symlink and directory of the source tree must read back identically, through the
+//! registry's probe and the `Filesystem` seam; hostile images must fail with the error
+//! that names their damage.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{FileDisk, blkid, compare_tree, mount};
+use rxen_loader::block::BlockDevice;
+use rxen_loader::fs::btrfs::Btrfs;
+use rxen_loader::fs::{Filesystem, FsError, NodeKind};
+
+const UUID: &str = "5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d5e6";
+
+fn dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let st = std::process::Command::new(root.join("scripts/build-btrfs-fixtures")).status().expect("run script");
+        assert!(st.success(), "scripts/build-btrfs-fixtures failed");
+        root.join(".cache/btrfs")
+    })
+}
+
+/// The kernel-made fixtures, when scripts/build-btrfs-kernel-fixtures has run (it needs
+/// QEMU and minutes of TCG; the tests say so and skip without them).
+fn kdir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/btrfs-kernel");
+    if d.join("manifest.txt").exists() {
+        Some(d)
+    } else {
+        eprintln!("no kernel-made btrfs fixtures: run scripts/build-btrfs-kernel-fixtures");
+        None
+    }
+}
+
+fn manifest(d: &Path) -> Vec<String> {
+    std::fs::read_to_string(d.join("manifest.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_image_matches_its_tree() {
+    let tree = dir().join("tree");
+    for img in manifest(dir())
+        .iter()
+        .filter(|i| !i.starts_with("bad-") && !i.starts_with("hostile-") && !i.starts_with("csum-"))
+    {
+        let path = dir().join(img);
+        for bs in [512u32, 4096] {
+            let mut fs = mount(&path, 0, bs);
+            assert_eq!(fs.kind(), "btrfs");
+            assert_eq!(fs.uuid(), UUID, "{img}");
+            assert_eq!(fs.label(), "rxen-btrfs", "{img}");
+            if let Some(u) = blkid(&path, 0, "UUID") {
+                assert_eq!(fs.uuid(), u, "{img}: blkid's UUID");
+            }
+            if let Some(l) = blkid(&path, 0, "LABEL") {
+                assert_eq!(fs.label(), l, "{img}: blkid's LABEL");
+            }
+            assert!(fs.warnings().is_empty(), "{img}: {:?}", fs.warnings());
+            let files = compare_tree(&mut *fs, &tree, "", &[]);
+            assert!(files > 3000, "{img}: {files} files");
+            eprintln!("{img} ({bs}-byte device blocks): {files} files match");
+        }
+    }
+}
+
+#[test]
+fn lookups_follow_links_and_name_errors() {
+    let mut fs = mount(&dir().join("default.img"), 0, 512);
+    let k = fs.lookup("/boot/vmlinuz-6.8.5-301.fc40.x86_64").unwrap();
+    assert_eq!(k.size, 3 * 1024 * 1024 + 17);
+    assert_eq!(fs.lookup("/vmlinuz").unwrap(), k);
+    assert_eq!(fs.lookup("/links/kernel").unwrap(), k);
+    assert_eq!(fs.lookup("/links/sizes/f1").unwrap().size, 1);
+    assert_eq!(fs.lookup("/links/abs").unwrap().size, 10);
+    assert_eq!(fs.lookup("/links/entries/../../grub2/grubenv").unwrap().size, 1024);
+    assert_eq!(fs.lookup("/nope").unwrap_err(), FsError::NotFound { fs: "btrfs" });
+    assert_eq!(fs.lookup("/empty/x").unwrap_err(), FsError::NotADirectory { fs: "btrfs" });
+    let root = fs.lookup("/").unwrap();
+    assert_eq!(root.kind, NodeKind::Dir);
+    assert_eq!(fs.read_at(&root, 0, &mut [0u8; 4]).unwrap_err(), FsError::IsADirectory { fs: "btrfs" });
+    assert_eq!(fs.read_link("/vmlinuz").unwrap(), "boot/vmlinuz-6.8.5-301.fc40.x86_64");
+    assert_eq!(fs.read_link("/boot").unwrap_err(), FsError::NotASymlink { fs: "btrfs" });
+    assert_eq!(fs.lookup("/links/loop").unwrap_err(), FsError::SymlinkLoop { fs: "btrfs" });
+    for i in (0..3000).step_by(97) {
+        let f = fs.lookup(&format!("/dir-big/entry-{i:05}-{}", "x".repeat(i % 40))).unwrap();
+        assert_eq!(f.size, format!("{i}\n").len() as u64);
+    }
+    let d = fs.lookup("/dir-big").unwrap();
+    assert_eq!(fs.read_dir(&d).unwrap().len(), 3000);
+    // Reads past the end and across extents.
+    let mut b = vec![0u8; 10];
+    assert_eq!(fs.read_at(&k, k.size, &mut b).unwrap(), 0);
+    assert_eq!(fs.read_at(&k, k.size - 3, &mut b).unwrap(), 3);
+    assert_eq!(
+        fs.write_in_place(&k, 0, b"x").unwrap_err(),
+        FsError::Unsupported { fs: "btrfs", what: "writing in place" }
+    );
+}
+
+#[test]
+fn hostile_images_name_their_damage() {
+    let _ = dir();
+    let t0 = Instant::now();
+    let open = |img: &str| rxen_loader::fs::mount(Box::new(FileDisk::open(&dir().join(img), 0, 512)));
+    let cases: &[(&str, &str)] = &[
+        ("bad-sb-csum.img", "btrfs: checksum mismatch: superblock"),
+        ("bad-incompat.img", "unsupported feature: an incompat feature newer than this reader"),
+        ("bad-chunk-past-device.img", "chunk stripe past the end of its device"),
+        ("csum-xxhash.img", "unsupported feature: checksum type xxhash64"),
+    ];
+    for (img, want) in cases {
+        let e = open(img).err().unwrap_or_else(|| panic!("{img} mounted"));
+        assert!(e.to_string().contains(want), "{img}: {e}");
+    }
+    let reads: &[(&str, &str, &str)] = &[
+        ("hostile-tree-cycle.img", "/boot/vmlinuz-6.8.5-301.fc40.x86_64", "tree block level"),
+        ("hostile-extent-past-device.img", "/boot/vmlinuz-6.8.5-301.fc40.x86_64", "logical address in no chunk"),
+    ];
+    for (img, p, want) in reads {
+        let e = match open(img) {
+            Err(e) => e.to_string(),
+            Ok(mut fs) => match fs.lookup(p) {
+                Err(e) => e.to_string(),
+                Ok(n) => fs
+                    .read_at(&n, 0, &mut vec![0u8; 1 << 22])
+                    .err()
+                    .unwrap_or_else(|| panic!("{img}: {p} read"))
+                    .to_string(),
+            },
+        };
+        assert!(e.contains(want), "{img}: {p}: {e}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn truncated_device_is_refused() {
+    let data = std::fs::read(dir().join("single.img")).unwrap();
+    let cut = rxen_loader::block::VecDisk::new(data[..32 << 20].to_vec(), 512);
+    let e = rxen_loader::fs::mount(Box::new(cut)).err().unwrap();
+    assert!(e.to_string().contains("device smaller than the filesystem says"), "{e}");
+}
+
+/// Each kernel-made image against the tree it was filled from.
+#[test]
+fn kernel_images_match_their_trees() {
+    let Some(kd) = kdir() else { return };
+    let tree = kd.join("tree");
+    // Compressed: the same tree copied in under each compression (compress-force).
+    let mut fs = mount(&kd.join("compress.img"), 0, 512);
+    for c in ["zlib", "lzo", "zstd", "none"] {
+        let files = compare_tree(&mut *fs, &tree, &format!("/{c}"), &[]);
+        eprintln!("compress.img /{c}: {files} files match");
+    }
+    // Sparse and preallocated files: zeros where nothing was written.
+    let sparse = fs.lookup("/special/sparse").unwrap();
+    let mut b = vec![1u8; sparse.size as usize];
+    assert_eq!(rxen_loader::fs::read_exact(&mut *fs, &sparse, &mut b).unwrap(), b.len());
+    let want = std::fs::read(kd.join("sparse.expected")).unwrap();
+    assert!(b == want, "/special/sparse");
+    if let Ok(p) = fs.lookup("/special/prealloc") {
+        let mut b = vec![1u8; p.size as usize];
+        rxen_loader::fs::read_exact(&mut *fs, &p, &mut b).unwrap();
+        assert!(b.iter().all(|&x| x == 0), "/special/prealloc reads as zeros");
+    }
+}
+
+#[test]
+fn subvolumes_as_linux_shows_them() {
+    let Some(kd) = kdir() else { return };
+    let tree = kd.join("tree");
+    // Fedora's layout: subvolumes root and home at the top level, the default left at 5.
+    let mut fs = mount(&kd.join("subvol.img"), 0, 512);
+    let files = compare_tree(&mut *fs, &tree, "/root/usr", &[]);
+    assert!(files > 10);
+    compare_tree(&mut *fs, &tree, "/@/boot", &[]);
+    assert!(fs.lookup("/@/boot/grub2/grub.cfg").is_ok());
+    // The same subvolume mounted as / (subvol= and subvolid=).
+    let disk = FileDisk::open(&kd.join("subvol.img"), 0, 512);
+    let mut b = Btrfs::open(Box::new(disk) as Box<dyn BlockDevice>).unwrap();
+    assert_eq!(b.subvol_id(), 5);
+    b.open_subvol("/root").unwrap();
+    let id = b.subvol_id();
+    assert!(id >= 256);
+    let mut fs: Box<dyn Filesystem> = Box::new(b);
+    compare_tree(&mut *fs, &tree, "/usr", &[]);
+    assert_eq!(fs.lookup("/@").unwrap_err(), FsError::NotFound { fs: "btrfs" });
+    let disk = FileDisk::open(&kd.join("subvol.img"), 0, 512);
+    let mut b = Btrfs::open(Box::new(disk) as Box<dyn BlockDevice>).unwrap();
+    b.open_subvol(&id.to_string()).unwrap();
+    assert_eq!(b.subvol_id(), id);
+    assert!(b.open_subvol("/root/usr").is_err(), "a plain directory is no subvolume");
+    assert!(b.open_subvol("999999").is_err());
+    // A default subvolume set with `btrfs subvolume set-default`.
+    let mut fs = mount(&kd.join("subvol-default.img"), 0, 512);
+    compare_tree(&mut *fs, &tree, "/usr", &[]);
+}
+
+#[test]
+fn raid1_across_two_devices() {
+    let Some(kd) = kdir() else { return };
+    let tree = kd.join("tree");
+    let a = || Box::new(FileDisk::open(&kd.join("raid1-a.img"), 0, 512)) as Box<dyn BlockDevice>;
+    let b = || Box::new(FileDisk::open(&kd.join("raid1-b.img"), 0, 512)) as Box<dyn BlockDevice>;
+    for devs in [vec![a(), b()], vec![b(), a()]] {
+        let fs: Box<dyn Filesystem> = Box::new(Btrfs::open_multi(devs).unwrap());
+        let mut fs = fs;
+        assert_eq!(fs.uuid(), UUID);
+        compare_tree(&mut *fs, &tree, "/data", &[]);
+    }
+    // One member alone: raid1 keeps a copy of everything on it (a warning says one is missing).
+    for one in [a(), b()] {
+        let mut fs = rxen_loader::fs::mount(one).unwrap();
+        assert!(fs.warnings().iter().any(|w| w.contains("1 of 2 devices")), "{:?}", fs.warnings());
+        compare_tree(&mut *fs, &tree, "/data", &[]);
+    }
+    // Not members of one filesystem.
+    let other = Box::new(FileDisk::open(&dir().join("single.img"), 0, 512)) as Box<dyn BlockDevice>;
+    let e = Btrfs::open_multi(vec![a(), other]).err().unwrap();
+    assert!(e.to_string().contains("fsid differs"), "{e}");
+}
