@@ -26,7 +26,8 @@ fn disk(data: &[u8]) -> VecDisk {
 fn exercise(fs: &mut dyn Filesystem) {
     let _ = (fs.uuid(), fs.label(), fs.warnings());
     let mut out = vec![0u8; 1 << 20];
-    for p in ["/", "/boot/loader/entries", "/boot/grub2/grub.cfg", "/@/boot/grub/grub.cfg", "/vmlinuz", "/links/kernel"] {
+    for p in ["/", "/boot/loader/entries", "/boot/grub2/grub.cfg", "/@/boot/grub/grub.cfg", "/vmlinuz", "/links/kernel"]
+    {
         let Ok(n) = fs.lookup(p) else { continue };
         match n.kind {
             NodeKind::Dir => {

@@ -175,7 +175,7 @@ impl ChunkMap {
         let within = addr - c.logical;
         let s = c.stripes.iter().find(|s| present(s.devid)).ok_or(FsError::Io {
             fs: FS,
-            err: crate::block::BlockError::Broken("btrfs: no device holding this chunk is present (a missing member)"),
+            err: crate::block::BlockError::Broken("no btrfs device holding this chunk is present (a missing member)"),
         })?;
         Ok((s.devid, s.offset + within, c.length - within))
     }

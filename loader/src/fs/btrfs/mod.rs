@@ -55,8 +55,8 @@ pub use chunk::profile_name;
 pub const FS: &str = "btrfs";
 /// Entries [`Btrfs::read_dir`] returns at most.
 pub const MAX_DIR_ENTRIES: usize = 1 << 20;
-/// Extent items one read looks at most.
-const MAX_EXTENTS_PER_READ: usize = 1 << 16;
+/// Extent items one read takes from the tree at a time.
+const EXTENTS_PER_BATCH: usize = 1024;
 /// Devices [`Btrfs::open_multi`] takes.
 pub const MAX_DEVICES: usize = 64;
 
@@ -96,6 +96,18 @@ pub fn split_node_id(id: u64) -> (u64, u64) {
     (id >> INO_BITS, id & ((1 << INO_BITS) - 1))
 }
 
+/// Decompress one extent's bytes as a read does (`compression`: 1 zlib, 2 lzo, 3 zstd,
+/// as `EXTENT_DATA` stores it), capped at `ram_bytes`: for tests and fuzzers.
+pub fn decompress_extent(compression: u8, src: &[u8], ram_bytes: u64, sectorsize: u32) -> Result<Vec<u8>, FsError> {
+    let c = match compression {
+        1 => Compression::Zlib,
+        2 => Compression::Lzo,
+        3 => Compression::Zstd,
+        _ => Compression::None,
+    };
+    compress::decompress(c, src, ram_bytes, sectorsize.clamp(4096, 65536).next_power_of_two(), 0)
+}
+
 /// Is there a btrfs superblock magic at 64 KiB of `dev`?
 pub fn probe<D: BlockDevice + ?Sized>(dev: &mut D) -> bool {
     let mut m = [0u8; 0x48];
@@ -132,6 +144,9 @@ enum Ext {
     Zero,
     Regular { disk_bytenr: u64, disk_num_bytes: u64, offset: u64, ram_bytes: u64, compression: Compression },
 }
+
+/// (file offset, length in the file, where the bytes are).
+type FileExt = (u64, u64, Ext);
 
 /// A mounted btrfs filesystem.
 pub struct Btrfs<D: BlockDevice> {
@@ -433,12 +448,13 @@ impl<D: BlockDevice> Btrfs<D> {
         }
     }
 
-    /// The extents of `n` overlapping `start..end`, as (file offset, length, extent).
-    fn extents(&mut self, n: &BNode, start: u64, end: u64) -> Result<Vec<(u64, u64, Ext)>, FsError> {
+    /// The extents of `n` overlapping `start..end`, as (file offset, length, extent): at
+    /// most [`EXTENTS_PER_BATCH`] of them, and whether there may be more.
+    fn extents(&mut self, n: &BNode, start: u64, end: u64) -> Result<(Vec<FileExt>, bool), FsError> {
         let root = self.tree_of(n.tree)?;
         let ino = n.ino;
         let mut out = Vec::new();
-        let mut budget = None;
+        let mut more = false;
         self.walk(root, Key::new(ino, EXTENT_DATA_KEY, start), &mut |k, d| {
             if k.objectid > ino
                 || (k.objectid == ino && k.ty > EXTENT_DATA_KEY)
@@ -464,16 +480,10 @@ impl<D: BlockDevice> Btrfs<D> {
                 }
             };
             out.push((k.offset, len, ext));
-            if out.len() >= MAX_EXTENTS_PER_READ {
-                budget = Some(FsError::Budget { fs: FS, what: "file extents in one read" });
-                return Ok(true);
-            }
-            Ok(false)
+            more = out.len() >= EXTENTS_PER_BATCH;
+            Ok(more)
         })?;
-        match budget {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        Ok((out, more))
     }
 
     /// The decompressed bytes of a compressed extent, through the one-entry cache.
@@ -514,54 +524,63 @@ impl<D: BlockDevice> Btrfs<D> {
         let len = (size - offset).min(buf.len() as u64) as usize;
         let end = offset + len as u64;
         let buf = &mut buf[..len];
-        let exts = self.extents(n, offset, end)?;
         let mut pos = offset;
-        for (start, elen, ext) in exts {
-            let eend = start.saturating_add(elen).min(end);
-            if eend <= pos {
-                continue;
-            }
-            let from = start.max(pos);
-            // An implicit hole before this extent.
-            buf[(pos - offset) as usize..(from - offset) as usize].fill(0);
-            let dst = &mut buf[(from - offset) as usize..(eend - offset) as usize];
-            let into = from - start;
-            match ext {
-                Ext::Zero => dst.fill(0),
-                Ext::Inline { data, ram_bytes, compression } => {
-                    let plain = if compression == Compression::None {
-                        data
-                    } else {
-                        compress::decompress(compression, &data, ram_bytes, self.sb.sectorsize, n.ino)?
-                    };
-                    let s = plain.get(into as usize..into as usize + dst.len()).ok_or(FsError::Corrupt {
-                        fs: FS,
-                        what: "inline extent shorter than its size",
-                        at: n.ino,
-                    })?;
-                    dst.copy_from_slice(s);
+        loop {
+            let (exts, more) = self.extents(n, pos, end)?;
+            let before = pos;
+            for (start, elen, ext) in exts {
+                let eend = start.saturating_add(elen).min(end);
+                if eend <= pos {
+                    continue;
                 }
-                Ext::Regular { disk_bytenr, disk_num_bytes, offset: eoff, ram_bytes, compression } => {
-                    if compression == Compression::None {
-                        let at = disk_bytenr.checked_add(eoff + into).ok_or(FsError::Corrupt {
+                let from = start.max(pos);
+                // An implicit hole before this extent.
+                buf[(pos - offset) as usize..(from - offset) as usize].fill(0);
+                let dst = &mut buf[(from - offset) as usize..(eend - offset) as usize];
+                let into = from - start;
+                match ext {
+                    Ext::Zero => dst.fill(0),
+                    Ext::Inline { data, ram_bytes, compression } => {
+                        let plain = if compression == Compression::None {
+                            data
+                        } else {
+                            compress::decompress(compression, &data, ram_bytes, self.sb.sectorsize, n.ino)?
+                        };
+                        let s = plain.get(into as usize..into as usize + dst.len()).ok_or(FsError::Corrupt {
                             fs: FS,
-                            what: "file extent address",
-                            at: disk_bytenr,
-                        })?;
-                        self.read_logical(at, dst)?;
-                    } else {
-                        let plain = self.decompressed(disk_bytenr, disk_num_bytes, ram_bytes, compression)?;
-                        let i = (eoff + into) as usize;
-                        let s = plain.get(i..i + dst.len()).ok_or(FsError::Corrupt {
-                            fs: FS,
-                            what: "compressed extent shorter than its file range",
-                            at: disk_bytenr,
+                            what: "inline extent shorter than its size",
+                            at: n.ino,
                         })?;
                         dst.copy_from_slice(s);
                     }
+                    Ext::Regular { disk_bytenr, disk_num_bytes, offset: eoff, ram_bytes, compression } => {
+                        if compression == Compression::None {
+                            let at = disk_bytenr.checked_add(eoff + into).ok_or(FsError::Corrupt {
+                                fs: FS,
+                                what: "file extent address",
+                                at: disk_bytenr,
+                            })?;
+                            self.read_logical(at, dst)?;
+                        } else {
+                            let plain = self.decompressed(disk_bytenr, disk_num_bytes, ram_bytes, compression)?;
+                            let i = (eoff + into) as usize;
+                            let s = plain.get(i..i + dst.len()).ok_or(FsError::Corrupt {
+                                fs: FS,
+                                what: "compressed extent shorter than its file range",
+                                at: disk_bytenr,
+                            })?;
+                            dst.copy_from_slice(s);
+                        }
+                    }
                 }
+                pos = eend;
             }
-            pos = eend;
+            if !more || pos >= end {
+                break;
+            }
+            if pos == before {
+                return Err(FsError::Corrupt { fs: FS, what: "file extents that do not advance", at: n.ino });
+            }
         }
         buf[(pos - offset) as usize..].fill(0);
         Ok(len)
