@@ -3,7 +3,7 @@
 //! superblock is at 64 KiB: inputs shorter than that are placed after a zeroed head),
 //! resolve the paths the loader asks for (Fedora's BLS /boot, GRUB's /@/boot among them),
 //! list what is found and read (up to 1 MiB of) it, read symlinks; then the same bytes
-//! as a two-device filesystem and through `open_subvol`.
+//! as a two-device filesystem and through `open_subvol`, and as one compressed extent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -50,6 +50,13 @@ fn exercise(fs: &mut dyn Filesystem) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The decompressors alone: the first byte picks zlib, lzo or zstd and the cap.
+    if let Some((&sel, rest)) = data.split_first() {
+        let cap = [4096u64, 65536, 131072][usize::from(sel >> 4) % 3];
+        if let Ok(v) = rxen_loader::fs::btrfs::decompress_extent(1 + sel % 3, rest, cap, 4096) {
+            assert_eq!(v.len() as u64, cap, "a decompressed extent is exactly ram_bytes long");
+        }
+    }
     if let Ok(mut fs) = rxen_loader::fs::btrfs::mount(Box::new(disk(data))) {
         exercise(&mut *fs);
     }
