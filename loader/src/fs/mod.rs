@@ -14,6 +14,7 @@ use core::fmt;
 
 use crate::block::{BlockDevice, BlockError};
 
+pub mod btrfs;
 pub mod ext4;
 pub mod fat;
 pub mod iso9660;
@@ -158,6 +159,7 @@ pub struct FsDriver {
 pub static FILESYSTEMS: &[FsDriver] = &[
     FsDriver { name: "ext4", long_name: "ext2/3/4", probe: |dev| ext4::probe(dev), mount: ext4::mount },
     FsDriver { name: "xfs", long_name: "XFS", probe: |dev| xfs::probe(dev), mount: xfs::mount },
+    FsDriver { name: "btrfs", long_name: "btrfs", probe: |dev| btrfs::probe(dev), mount: btrfs::mount },
     FsDriver { name: "iso9660", long_name: "ISO9660", probe: |dev| iso9660::probe(dev), mount: iso9660::mount },
     // Last: the FAT probe is a plausibility check of the boot sector, not a magic.
     FsDriver { name: "fat", long_name: "FAT12/16/32", probe: |dev| fat::probe(dev), mount: fat::mount },
