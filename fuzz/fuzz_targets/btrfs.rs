@@ -7,11 +7,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rxen_loader::block::{BlockDevice, VecDisk};
+use rxen_loader::block::{BlockDevice, SparseDisk, VecDisk};
 use rxen_loader::fs::btrfs::Btrfs;
 use rxen_loader::fs::{Filesystem, NodeKind};
 
-fn disk(data: &[u8]) -> VecDisk {
+/// The input as a disk: `SPRS` then SparseDisk records (the seeds: whole mkfs.btrfs
+/// images, whose chunks lie megabytes apart), else the bytes themselves.
+fn disk(data: &[u8]) -> Box<dyn BlockDevice> {
+    if let Some(records) = data.strip_prefix(b"SPRS") {
+        return Box::new(SparseDisk::from_records(records));
+    }
     let mut buf = data.to_vec();
     // Short inputs: the fuzzer's bytes are the superblock and what follows it.
     if buf.len() < 0x11000 {
@@ -20,7 +25,7 @@ fn disk(data: &[u8]) -> VecDisk {
         buf = head;
     }
     buf.resize(buf.len().div_ceil(512) * 512, 0);
-    VecDisk::new(buf, 512)
+    Box::new(VecDisk::new(buf, 512))
 }
 
 fn exercise(fs: &mut dyn Filesystem) {
@@ -57,12 +62,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v.len() as u64, cap, "a decompressed extent is exactly ram_bytes long");
         }
     }
-    if let Ok(mut fs) = rxen_loader::fs::btrfs::mount(Box::new(disk(data))) {
+    if let Ok(mut fs) = rxen_loader::fs::btrfs::mount(disk(data)) {
         exercise(&mut *fs);
     }
-    let two: Vec<Box<dyn BlockDevice>> = vec![Box::new(disk(data)), Box::new(disk(data))];
+    let two: Vec<Box<dyn BlockDevice>> = vec![disk(data), disk(data)];
     let _ = Btrfs::open_multi(two);
-    let one: Box<dyn BlockDevice> = Box::new(disk(data));
+    let one: Box<dyn BlockDevice> = disk(data);
     if let Ok(mut b) = Btrfs::open(one) {
         for sel in ["5", "256", "/@", "/root"] {
             if b.open_subvol(sel).is_ok() {
