@@ -119,6 +119,17 @@ pub fn volume_disks() -> PathBuf {
     .clone()
 }
 
+/// The btrfs disks only a kernel can write (`scripts/build-btrfs-kernel-fixtures`, Debian's
+/// kernel in a QEMU guest): compressed extents, subvolumes, `suse-boot.img`.
+pub fn btrfs_kernel_disks() -> PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| {
+        run_ok(&mut Command::new(root().join("scripts/build-btrfs-kernel-fixtures")));
+        root().join(".cache/btrfs-kernel")
+    })
+    .clone()
+}
+
 /// The filesystem fixtures (`scripts/build-disk-fixtures`): `NAME.img` in this directory.
 pub fn disk_fixtures() -> PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();

@@ -81,6 +81,27 @@ fn md_raid1_boot_with_a_member_missing() {
     assert!(run.serial.contains("degraded"), "the missing member is not said:\n{}", run.dump());
 }
 
+/// openSUSE's btrfs: the default subvolume is `@/.snapshots/1/snapshot` (set-default),
+/// `/boot` inside it with grub.cfg and a kernel and initrd the kernel wrote
+/// zstd-compressed (compress-force=zstd).
+#[test]
+fn btrfs_suse_default_subvolume_zstd() {
+    let run = boot_from_paths("microvm", &[btrfs_kernel_disks().join("suse-boot.img")]);
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: entry \"openSUSE Tumbleweed\""), "{}", run.dump());
+    assert!(
+        run.serial.contains("rxen: volume (vda) btrfs uuid 5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d505"),
+        "{}",
+        run.dump()
+    );
+    let want = format!(
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-rxen root=UUID=5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d505 \
+         rootflags=subvol=@/.snapshots/1/snapshot quiet {}",
+        sample_cmdline()
+    );
+    assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
+}
+
 /// Live and installer media: no /vmlinuz, but /isolinux/isolinux.cfg names the kernel
 /// and (in `initrd=`) the initrd, as syslinux reads it.
 #[test]
