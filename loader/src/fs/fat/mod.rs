@@ -92,6 +92,8 @@ pub struct Fat<D: BlockDevice> {
     /// FAT chunk index -> its bytes.
     cache: Vec<(u64, Vec<u8>)>,
     cache_next: usize,
+    /// The slot asked for last (the chain walk asks for it again and again).
+    cache_last: usize,
     /// The chain of the file read last: (first cluster, size, runs).
     file_runs: Option<(u32, u64, Vec<Run>)>,
     label: String,
@@ -106,7 +108,8 @@ impl<D: BlockDevice> Fat<D> {
         let mut b = [0u8; BOOT_SECTOR];
         read_bytes(&mut dev, 0, &mut b).map_err(io)?;
         let bpb = Bpb::parse(&b, dev.size_bytes())?;
-        let mut fs = Fat { dev, bpb, cache: Vec::new(), cache_next: 0, file_runs: None, label: String::new() };
+        let mut fs =
+            Fat { dev, bpb, cache: Vec::new(), cache_next: 0, cache_last: 0, file_runs: None, label: String::new() };
         let root = fs.root_node();
         let mut label = None;
         fs.walk_dir(&root, &mut |i| {
@@ -146,25 +149,61 @@ impl<D: BlockDevice> Fat<D> {
 
     // ---- the FAT ---------------------------------------------------------------------
 
-    /// Byte `off` of the active FAT, through the cache.
-    fn fat_byte(&mut self, off: u64) -> Result<u8, FsError> {
+    /// The cached chunk of the active FAT that holds byte `off`: its slot.
+    fn fat_chunk(&mut self, off: u64) -> Result<usize, FsError> {
         let chunk = off / FAT_CHUNK;
-        let within = (off % FAT_CHUNK) as usize;
-        if let Some((_, data)) = self.cache.iter().find(|(c, _)| *c == chunk) {
-            return data.get(within).copied().ok_or(corrupt("FAT entry past the end of the FAT", off));
+        // The chain walk asks for the same chunk thousands of times in a row.
+        if let Some((c, _)) = self.cache.get(self.cache_last)
+            && *c == chunk
+        {
+            return Ok(self.cache_last);
+        }
+        if let Some(i) = self.cache.iter().position(|(c, _)| *c == chunk) {
+            self.cache_last = i;
+            return Ok(i);
         }
         let start = chunk * FAT_CHUNK;
         let len = self.bpb.fat_bytes().saturating_sub(start).min(FAT_CHUNK) as usize;
         let mut data = vec![0u8; len];
         read_bytes(&mut self.dev, self.bpb.fat_offset() + start, &mut data).map_err(io)?;
-        let v = data.get(within).copied().ok_or(corrupt("FAT entry past the end of the FAT", off));
-        if self.cache.len() < CACHE_SLOTS {
+        let i = if self.cache.len() < CACHE_SLOTS {
             self.cache.push((chunk, data));
-        } else if let Some(slot) = self.cache.get_mut(self.cache_next) {
-            *slot = (chunk, data);
+            self.cache.len() - 1
+        } else {
+            let i = self.cache_next;
+            if let Some(slot) = self.cache.get_mut(i) {
+                *slot = (chunk, data);
+            }
             self.cache_next = (self.cache_next + 1) % CACHE_SLOTS;
+            i
+        };
+        self.cache_last = i;
+        Ok(i)
+    }
+
+    /// `N` bytes of the active FAT from byte `off` (little-endian entry bytes), through
+    /// the cache; an entry that crosses a chunk's end is read a byte at a time.
+    fn fat_bytes<const N: usize>(&mut self, off: u64) -> Result<[u8; N], FsError> {
+        let mut out = [0u8; N];
+        let within = (off % FAT_CHUNK) as usize;
+        if within + N <= FAT_CHUNK as usize {
+            let i = self.fat_chunk(off)?;
+            let src = self.cache.get(i).and_then(|(_, d)| d.get(within..within + N));
+            out.copy_from_slice(src.ok_or(corrupt("FAT entry past the end of the FAT", off))?);
+            return Ok(out);
         }
-        v
+        for (k, b) in out.iter_mut().enumerate() {
+            let o = off + k as u64;
+            let i = self.fat_chunk(o)?;
+            let w = (o % FAT_CHUNK) as usize;
+            *b = self
+                .cache
+                .get(i)
+                .and_then(|(_, d)| d.get(w))
+                .copied()
+                .ok_or(corrupt("FAT entry past the end of the FAT", o))?;
+        }
+        Ok(out)
     }
 
     /// The FAT entry of cluster `c`: the next cluster of its chain, `None` at the end.
@@ -172,21 +211,11 @@ impl<D: BlockDevice> Fat<D> {
         let n = u64::from(c);
         let (v, eoc, bad) = match self.bpb.kind {
             FatKind::Fat12 => {
-                let off = n + n / 2;
-                let pair = u32::from(self.fat_byte(off)?) | u32::from(self.fat_byte(off + 1)?) << 8;
+                let pair = u32::from(u16::from_le_bytes(self.fat_bytes::<2>(n + n / 2)?));
                 (if c & 1 == 0 { pair & 0xFFF } else { pair >> 4 }, 0xFF8, 0xFF7)
             }
-            FatKind::Fat16 => {
-                let v = u32::from(self.fat_byte(2 * n)?) | u32::from(self.fat_byte(2 * n + 1)?) << 8;
-                (v, 0xFFF8, 0xFFF7)
-            }
-            FatKind::Fat32 => {
-                let mut v = 0u32;
-                for i in 0..4 {
-                    v |= u32::from(self.fat_byte(4 * n + i)?) << (8 * i);
-                }
-                (v & 0x0FFF_FFFF, 0x0FFF_FFF8, 0x0FFF_FFF7)
-            }
+            FatKind::Fat16 => (u32::from(u16::from_le_bytes(self.fat_bytes::<2>(2 * n)?)), 0xFFF8, 0xFFF7),
+            FatKind::Fat32 => (u32::from_le_bytes(self.fat_bytes::<4>(4 * n)?) & 0x0FFF_FFFF, 0x0FFF_FFF8, 0x0FFF_FFF7),
         };
         match v {
             _ if v >= eoc => Ok(None),
