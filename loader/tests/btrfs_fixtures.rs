@@ -16,6 +16,7 @@ use common::{FileDisk, blkid, compare_tree, mount};
 use rxen_loader::block::BlockDevice;
 use rxen_loader::fs::btrfs::Btrfs;
 use rxen_loader::fs::{Filesystem, FsError, NodeKind};
+use rxen_loader::volume::{self, Disk};
 
 const UUID: &str = "5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d5e6";
 
@@ -265,6 +266,24 @@ fn raid1_across_two_devices() {
         let mut fs = rxen_loader::fs::mount(one).unwrap();
         assert!(fs.warnings().iter().any(|w| w.contains("1 of 2 devices")), "{:?}", fs.warnings());
         compare_tree(&mut *fs, &tree, "/data", &[]);
+    }
+    // The volume scan gathers the members across the guest's disks: one volume, named
+    // after its first member, whichever disk order.
+    for order in [["raid1-a.img", "raid1-b.img"], ["raid1-b.img", "raid1-a.img"]] {
+        let disks: Vec<Disk> = order
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Disk::new(["vda", "vdb"][i].into(), "file".into(), Box::new(FileDisk::open(&kd.join(f), 0, 512)))
+            })
+            .collect();
+        let mut log = Vec::new();
+        let mut vols = volume::scan(&disks, &mut |m| log.push(m));
+        assert_eq!(vols.len(), 1, "{log:?}");
+        assert_eq!((vols[0].name.as_str(), vols[0].fs_uuid.as_str()), ("vda", UUID));
+        assert_eq!(vols[0].layout.as_deref(), Some("btrfs over (vda) (vdb)"));
+        assert!(log.is_empty(), "{log:?}");
+        compare_tree(&mut *vols[0].fs, &tree, "/data", &[]);
     }
     // Not members of one filesystem.
     let other = Box::new(FileDisk::open(&kd.join("compress.img"), 0, 512)) as Box<dyn BlockDevice>;

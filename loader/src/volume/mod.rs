@@ -192,7 +192,8 @@ fn probe_volume(c: Candidate, log: &mut dyn FnMut(String)) -> Option<Volume> {
 }
 
 /// Find and mount every volume on `disks`: whole disks and partitions, then md RAID1
-/// arrays assembled from them, then LVM logical volumes on any of those. md members and
+/// arrays assembled from them, then LVM logical volumes on any of those, and btrfs
+/// filesystems over several of them (members by fsid). md members and
 /// LVM PVs are not mounted themselves (a 0.90 or 1.0 RAID1 member also looks like a
 /// filesystem from block 0: the array is preferred). Problems (a damaged table, a
 /// filesystem that does not mount, an array or LV refused) go to `log` and the scan
@@ -312,7 +313,62 @@ pub fn scan(disks: &[Disk], log: &mut dyn FnMut(String)) -> Vec<Volume> {
         });
     }
 
-    cands.into_iter().filter(|c| !c.claimed).filter_map(|c| probe_volume(c, log)).collect()
+    // btrfs filesystems over several devices: the members gathered by fsid across every
+    // disk, mounted once as the first member's volume. Members of a filesystem that
+    // does not mount so stay single volumes (a raid1 member reads alone).
+    let mut groups: Vec<([u8; 16], Vec<usize>)> = Vec::new();
+    for (ci, c) in cands.iter().enumerate().filter(|(_, c)| !c.claimed) {
+        if let Some(fsid) = fs::btrfs::multi_device_fsid(&mut c.view()) {
+            match groups.iter_mut().find(|g| g.0 == fsid) {
+                Some(g) => g.1.push(ci),
+                None => groups.push((fsid, alloc::vec![ci])),
+            }
+        }
+    }
+    let mut multi = Vec::new();
+    for (_, members) in groups.into_iter().filter(|g| g.1.len() > 1) {
+        let devs: Vec<Box<dyn BlockDevice>> =
+            members.iter().map(|&i| Box::new(cands[i].view()) as Box<dyn BlockDevice>).collect();
+        let names: Vec<String> = members.iter().map(|&i| format!("({})", cands[i].name)).collect();
+        let first = &cands[members[0]];
+        match fs::btrfs::Btrfs::open_multi(devs) {
+            Ok(b) => {
+                let layout = format!("btrfs over {}", names.join(" "));
+                let fs: Box<dyn Filesystem> = Box::new(b);
+                for w in fs.warnings() {
+                    log(format!("({}): {w}", first.name));
+                }
+                let info = VolumeInfo {
+                    name: first.name.clone(),
+                    disk: first.disk,
+                    start_lba: first.start_lba,
+                    num_blocks: first.blocks,
+                    fs: fs.kind(),
+                    fs_uuid: fs.uuid(),
+                    label: fs.label(),
+                    part_uuid: first.part.as_ref().and_then(|p| p.part_uuid_string()),
+                    part_label: first.part.as_ref().and_then(|p| p.label.clone()),
+                    layout: Some(layout),
+                };
+                multi.push((members[0], Volume { info, fs }));
+                for &i in &members {
+                    cands[i].claimed = true;
+                }
+            }
+            Err(e) => log(format!("btrfs over {}: {e}; each member read alone", names.join(" "))),
+        }
+    }
+
+    // Every volume in candidate order, a multi-device btrfs where its first member was.
+    let mut out = Vec::new();
+    for (ci, c) in cands.into_iter().enumerate() {
+        if let Some(k) = multi.iter().position(|(first, _)| *first == ci) {
+            out.push(multi.swap_remove(k).1);
+        } else if !c.claimed {
+            out.extend(probe_volume(c, log));
+        }
+    }
+    out
 }
 
 /// The first volume matching `key`.

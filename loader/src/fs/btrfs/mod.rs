@@ -114,6 +114,15 @@ pub fn probe<D: BlockDevice + ?Sized>(dev: &mut D) -> bool {
     read_bytes(dev, sb::SB_OFFSET, &mut m).is_ok() && sb::has_magic(&m)
 }
 
+/// If `dev` is a member of a btrfs filesystem of several devices: its fsid (for the volume
+/// scan, which gathers the members across the guest's disks), else `None`.
+pub fn multi_device_fsid<D: BlockDevice + ?Sized>(dev: &mut D) -> Option<[u8; 16]> {
+    let mut raw = vec![0u8; sb::SB_LEN];
+    read_bytes(dev, sb::SB_OFFSET, &mut raw).ok()?;
+    let s = Superblock::parse(&raw).ok()?;
+    (s.num_devices > 1).then_some(s.fsid)
+}
+
 /// The registry's mount function.
 pub fn mount(dev: Box<dyn BlockDevice>) -> Result<Box<dyn Filesystem>, FsError> {
     Ok(Box::new(Btrfs::open(dev)?))
