@@ -323,8 +323,32 @@ pub fn load_config(
             Root::Memdisk => "memdisk".to_string(),
             Root::Volume(v) => files.volumes[*v].name.clone(),
         };
+        let mut found = {
+            let mut fs = VolumeFs::of(files, src.clone());
+            discover::load(&mut fs, &name, &order, &Env::new(), &opts)
+        };
+        // Nothing at the filesystem's default root: try the others it can show (btrfs
+        // subvolumes: Fedora's /boot inside `root`), keeping the first that has one.
+        if found.is_err()
+            && let Root::Volume(v) = src
+        {
+            for alt in files.volumes[v].fs.alternate_roots() {
+                if files.volumes[v].fs.set_root(&alt).is_err() {
+                    continue;
+                }
+                let mut fs = VolumeFs::of(files, src.clone());
+                if let Ok(m) = discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
+                    log(format!("({name}): no configuration at the default root; reading subvolume {alt}"));
+                    found = Ok(m);
+                    break;
+                }
+            }
+            if found.is_err() {
+                let _ = files.volumes[v].fs.set_root("");
+            }
+        }
         let mut fs = VolumeFs::of(files, src.clone());
-        match discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
+        match found {
             Ok(menu) => {
                 for m in &menu.messages {
                     log(format!("({name}): {m}"));

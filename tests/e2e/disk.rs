@@ -102,6 +102,23 @@ fn btrfs_suse_default_subvolume_zstd() {
     assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
 }
 
+/// Fedora's btrfs: subvolumes `root` and `home`, the default subvolume the top level,
+/// `/boot` inside `root` with BLS entries (written compress=zstd:1): the configuration
+/// search finds nothing at the default root and reads subvolume `/root`.
+#[test]
+fn btrfs_fedora_boot_inside_root_subvolume() {
+    let run = boot_from_paths("microvm", &[btrfs_kernel_disks().join("fedora-boot.img")]);
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: (vda): no configuration at the default root; reading subvolume /root"), "{}", run.dump());
+    assert!(run.serial.contains("rxen: entry \"Fedora Linux (6.1.0-rxen) 41 (Cloud Edition)\""), "{}", run.dump());
+    let want = format!(
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-rxen root=UUID=5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d506 ro rootflags=subvol=root \
+         console=hvc0 {}",
+        sample_cmdline()
+    );
+    assert_eq!(run.guest_cmdline(), Some(want.as_str()), "{}", run.dump());
+}
+
 /// Live and installer media: no /vmlinuz, but /isolinux/isolinux.cfg names the kernel
 /// and (in `initrd=`) the initrd, as syslinux reads it.
 #[test]

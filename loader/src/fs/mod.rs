@@ -136,6 +136,17 @@ pub trait Filesystem {
         let _ = (node, offset, data);
         Err(FsError::Unsupported { fs: self.kind(), what: "writing in place" })
     }
+    /// Other roots the filesystem can show as `/` (btrfs: its top-level subvolumes, by the
+    /// names `subvol=` takes), for a configuration search that finds nothing at the
+    /// default one: Fedora keeps `/boot` inside the `root` subvolume.
+    fn alternate_roots(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Show `root` (one of [`Filesystem::alternate_roots`]; `""`: the default) as `/`.
+    fn set_root(&mut self, root: &str) -> Result<(), FsError> {
+        let _ = root;
+        Err(FsError::Unsupported { fs: self.kind(), what: "another root" })
+    }
     /// Give the device back.
     fn into_device(self: Box<Self>) -> Box<dyn BlockDevice>;
 }

@@ -662,6 +662,32 @@ impl Filesystem for Btrfs<Box<dyn BlockDevice>> {
         let b = path::resolve(self, p, false)?;
         Ok(String::from_utf8_lossy(&self.link_bytes(&b)?).into_owned())
     }
+    fn alternate_roots(&mut self) -> Vec<String> {
+        // The top level's entries that are subvolume roots (at most 16), the view kept.
+        let old = self.view;
+        let mut out = Vec::new();
+        if self.set_view(FS_TREE_OBJECTID).is_ok()
+            && let Ok(root) = self.read_inode(FS_TREE_OBJECTID, self.view.1)
+            && let Ok(names) = Btrfs::read_dir(self, &root)
+        {
+            for name in names.into_iter().take(64) {
+                let p = format!("/{name}");
+                if out.len() < 16 && self.open_subvol(&p).is_ok() && self.view != old {
+                    out.push(p);
+                }
+                self.view = (FS_TREE_OBJECTID, root.ino);
+            }
+        }
+        self.view = old;
+        out
+    }
+    fn set_root(&mut self, root: &str) -> Result<(), FsError> {
+        if root.is_empty() {
+            let d = self.default_subvol()?;
+            return self.set_view(d);
+        }
+        self.open_subvol(root)
+    }
     fn into_device(self: Box<Self>) -> Box<dyn BlockDevice> {
         let mut devs = self.into_devices();
         // The first device given (the registry gives one).
