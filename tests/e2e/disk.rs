@@ -109,7 +109,11 @@ fn btrfs_suse_default_subvolume_zstd() {
 fn btrfs_fedora_boot_inside_root_subvolume() {
     let run = boot_from_paths("microvm", &[btrfs_kernel_disks().join("fedora-boot.img")]);
     assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
-    assert!(run.serial.contains("rxen: (vda): no configuration at the default root; reading subvolume /root"), "{}", run.dump());
+    assert!(
+        run.serial.contains("rxen: (vda): no configuration at the default root; reading subvolume /root"),
+        "{}",
+        run.dump()
+    );
     assert!(run.serial.contains("rxen: entry \"Fedora Linux (6.1.0-rxen) 41 (Cloud Edition)\""), "{}", run.dump());
     let want = format!(
         "BOOT_IMAGE=/boot/vmlinuz-6.1.0-rxen root=UUID=5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d506 ro rootflags=subvol=root \
@@ -289,4 +293,45 @@ fn explain_names_what_the_guest_would_boot() {
         "{json}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing would boot"));
+}
+
+/// `rxen-mkimage explain` on dom0 gives the answer the guest boots with, on every
+/// filesystem and volume kind the e2e boots above use (the same loader code, run on the
+/// host): the command line each of those guests got, less the domain's words.
+#[test]
+fn explain_agrees_on_every_filesystem_and_volume() {
+    let cases = [
+        (
+            volume_disks().join("rhel.img"),
+            "BOOT_IMAGE=/vmlinuz-5.14.0-rxen root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/root console=hvc0",
+        ),
+        (volume_disks().join("md1.img"), ""),
+        (
+            btrfs_kernel_disks().join("fedora-boot.img"),
+            "BOOT_IMAGE=/boot/vmlinuz-6.1.0-rxen root=UUID=5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d506 ro rootflags=subvol=root console=hvc0",
+        ),
+        (
+            btrfs_kernel_disks().join("suse-boot.img"),
+            "BOOT_IMAGE=/boot/vmlinuz-6.1.0-rxen root=UUID=5d3c8e7a-1b2f-4a6d-9c0e-f1a2b3c4d505 rootflags=subvol=@/.snapshots/1/snapshot quiet",
+        ),
+        (
+            boot_disks().join("iso-live.img"),
+            "BOOT_IMAGE=/live/vmlinuz initrd=/live/initrd.img boot=live components quiet",
+        ),
+        (boot_disks().join("xfs.img"), ""),
+        (boot_disks().join("iso9660.img"), ""),
+    ];
+    for (disk, cmdline) in cases {
+        let out =
+            std::process::Command::new(mkimage()).args(["explain", "--virtio", "--disk"]).arg(&disk).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {text}{}", disk.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("boots: step "), "{}: {text}", disk.display());
+        if cmdline.is_empty() {
+            // The fleet fallback (/vmlinuz): the kernel gets the domain's line, empty here.
+            assert!(text.contains("\ncmdline: \n") || text.ends_with("cmdline: "), "{}: {text}", disk.display());
+        } else {
+            assert!(text.contains(&format!("\ncmdline: {cmdline}\n")), "{}: {text}", disk.display());
+        }
+    }
 }
