@@ -215,6 +215,8 @@ pub struct Qemu {
     pub extra_args: Vec<String>,
     /// Bytes typed on the serial console (COM1 on stdio instead of a file).
     pub serial_input: Option<Vec<u8>>,
+    /// Type them this long after QEMU starts (default: at once).
+    pub serial_input_delay: Option<Duration>,
 }
 
 /// What a run produced.
@@ -258,6 +260,7 @@ impl Qemu {
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
             serial_input: None,
+            serial_input_delay: None,
         }
     }
 
@@ -292,10 +295,15 @@ impl Qemu {
         cmd.args(&self.extra_args);
         let start = Instant::now();
         let mut child = cmd.spawn().expect("qemu-system-x86_64 (apt-get install qemu-system-x86)");
-        if let (Some(input), Some(mut stdin)) = (&self.serial_input, child.stdin.take()) {
-            use std::io::Write;
-            stdin.write_all(input).expect("serial input");
-            // Dropping stdin closes it; QEMU keeps what it has not delivered yet.
+        if let (Some(input), Some(mut stdin)) = (self.serial_input.clone(), child.stdin.take()) {
+            let delay = self.serial_input_delay.unwrap_or_default();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                std::thread::sleep(delay);
+                // A guest that already ended has closed the pipe: nothing to type into.
+                let _ = stdin.write_all(&input);
+                // Dropping stdin closes it; QEMU keeps what it has not delivered yet.
+            });
         }
         let (status, timed_out) = loop {
             if let Some(s) = child.try_wait().unwrap() {

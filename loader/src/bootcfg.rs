@@ -249,10 +249,15 @@ impl ConfigChoice {
 
     /// [`ConfigChoice::timeout`] when the domain asked for the menu (`rxen.menu`): a
     /// configuration that shows none (timeout 0) counts down from `max_timeout` instead.
-    pub fn timeout_for(&self, menu_forced: bool) -> u32 {
+    /// The menu's countdown in seconds, `None` to wait for a key: a menu asked for with
+    /// `rxen.menu` counts down from `max_timeout` when the configuration's timeout is 0,
+    /// and waits for a person when `max_timeout` is 0 too (the fleet setting: no delay
+    /// unless someone asks for the menu, and then it stays).
+    pub fn timeout_for(&self, menu_forced: bool) -> Option<u32> {
         match self.timeout() {
-            0 if menu_forced => self.max_timeout.max(1),
-            t => t,
+            0 if menu_forced && self.max_timeout == 0 => None,
+            0 if menu_forced => Some(self.max_timeout),
+            t => Some(t),
         }
     }
 

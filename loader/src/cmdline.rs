@@ -27,7 +27,8 @@ pub struct RxenOptions {
     /// title or `>` path) instead of its default.
     pub entry: Option<String>,
     /// `rxen.menu`: show the boot configuration's menu even when its timeout is 0 (it then
-    /// counts down from the policy's `max_timeout`; any key stops the countdown).
+    /// counts down from the policy's `max_timeout`, any key stopping the countdown; with
+    /// `max_timeout = 0` it waits for a key).
     pub menu: bool,
     /// `rxen.crash=panic|fault|interrupt`: a test hook. The loader dies on purpose right
     /// after reading its command line (or, for `interrupt`, raises a stray interrupt it must

@@ -121,25 +121,37 @@ pub fn check_policy_files<'a>(
     policy_name: &str,
     lookup: impl Fn(&str) -> Option<(&'a [u8], String)>,
 ) -> Result<()> {
+    // A path without a volume is on the root volume: the memdisk until a search step
+    // picks a disk's volume (the generic policy's `/vmlinuz` after `file = "/vmlinuz"`).
+    let mut root_is_memdisk = true;
     for (i, step) in policy.steps.iter().enumerate() {
         let label = match &step.name {
             Some(n) => format!("step {n:?}"),
             None => format!("step {}", i + 1),
+        };
+        if matches!(step.kind, StepKind::Search(_)) {
+            root_is_memdisk = false;
+        }
+        let in_memdisk = |p: &FilePath| -> Option<String> {
+            match p.volume {
+                None if !root_is_memdisk => None,
+                _ => memdisk_path(p).map(str::to_owned),
+            }
         };
         // Search steps name nothing in the memdisk.
         if let StepKind::Kernel(k) = &step.kind {
             let missing = |what: &str, p: &FilePath| {
                 anyhow!("{policy_name}:{}: {label}: {what} {p} is not in the memdisk", step.line)
             };
-            if let Some(path) = memdisk_path(&k.kernel) {
-                let (bytes, name) = lookup(path).ok_or_else(|| missing("kernel", &k.kernel))?;
+            if let Some(path) = in_memdisk(&k.kernel) {
+                let (bytes, name) = lookup(&path).ok_or_else(|| missing("kernel", &k.kernel))?;
                 if let Err(e) = detect(bytes) {
                     bail!("{name}: not a bootable kernel: {e}");
                 }
             }
             for initrd in k.initrd.iter().filter(|_| !k.initrd_optional) {
-                if let Some(path) = memdisk_path(initrd) {
-                    lookup(path).ok_or_else(|| missing("initrd", initrd))?;
+                if let Some(path) = in_memdisk(initrd) {
+                    lookup(&path).ok_or_else(|| missing("initrd", initrd))?;
                 }
             }
         }

@@ -309,6 +309,21 @@ fn policy_kernel_not_in_memdisk() {
     // Kernels on other volumes are resolved at boot.
     f.write("policy.toml", b"version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"(module0)\"\n");
     ok(&f.build(&["-o", &f.p("out/img"), "--config", &f.p("policy.toml")]));
+    // After a search step, a path without a volume is on the volume it found (the fleet
+    // and generic policies): nothing to check in the memdisk; before one, it is.
+    let search = "version = 1\n[[step]]\ntype = \"search\"\nfile = \"/vmlinuz\"\n";
+    let kernel = "[[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\n";
+    f.write("policy.toml", format!("{search}{kernel}").as_bytes());
+    ok(&f.build(&["-o", &f.p("out/img2"), "--config", &f.p("policy.toml")]));
+    f.write("policy.toml", format!("version = 1\n{kernel}").as_bytes());
+    assert!(
+        fails(&f.build(&["-o", &f.p("out/img3"), "--config", &f.p("policy.toml")]))
+            .contains("/vmlinuz is not in the memdisk")
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for cfg in ["configs/generic.toml", "configs/fleet.toml"] {
+        ok(&f.build(&["-o", &f.p("out/img4"), "--config", root.join(cfg).to_str().unwrap()]));
+    }
 }
 
 #[test]

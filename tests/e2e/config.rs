@@ -163,6 +163,40 @@ fn rxen_menu_word_shows_a_timeout_zero_menu() {
     assert!(!run.serial.contains("rxen: booting the default in"), "{}", run.dump());
 }
 
+/// The fleet image (configs/fleet.toml, `max_timeout = 0`) on Debian 12's disk, whose
+/// grub.cfg says `timeout=5`: the default boots with no countdown at all; the same image
+/// booted with `rxen.menu` waits for a key (no countdown either) and the keys pick the
+/// recovery entry in the submenu, 20 s after boot.
+#[test]
+fn fleet_image_boots_at_once_and_rxen_menu_waits() {
+    let dir = Scratch::new("fleet");
+    let img = dir.path("fleet.img");
+    let cfg = root().join("configs/fleet.toml");
+    mkimage_ok(&["build", "-o", img.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let run_with = |append: String, keys: Option<&[u8]>| {
+        let mut q = guest(&img, virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
+        q.append = Some(append);
+        q.serial_input = keys.map(<[u8]>::to_vec);
+        q.serial_input_delay = Some(std::time::Duration::from_secs(20));
+        q.run()
+    };
+    let run = run_with(sample_cmdline(), None);
+    assert_boots(
+        &run,
+        "Debian GNU/Linux",
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro quiet",
+    );
+    assert!(!run.serial.contains("rxen: booting the default in"), "{}", run.dump());
+    let run = run_with(format!("rxen.menu {}", sample_cmdline()), Some(b" jj\r"));
+    assert_boots(
+        &run,
+        "Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux 6.1.0-13-amd64 (recovery mode)",
+        "BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 root=UUID=4d2a1b5c-8e3f-4a6b-9c7d-1e2f3a4b5c6d ro single",
+    );
+    assert!(run.serial.contains("rxen: rxen.menu: waiting for a key"), "{}", run.dump());
+    assert!(!run.serial.contains("rxen: booting the default in"), "{}", run.dump());
+}
+
 /// Boot-once, as GRUB does it: Ubuntu 24.04's grub.cfg after `grub-reboot` (grubenv
 /// `next_entry` names a submenu entry). With `write_grubenv = true` in the policy the first
 /// boot runs that entry and clears `next_entry` in place (the config's own `save_env`);

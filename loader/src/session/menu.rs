@@ -194,11 +194,19 @@ pub fn run(choice: &ConfigChoice, fs: &mut dyn ConfigFs, menu_forced: bool, con:
     if let Some(d) = menu.default {
         say!(con, "default: {:?}", menu.titles[d]);
     }
-    if timeout == 0 || !con.interactive() || menu.titles.is_empty() {
+    if timeout == Some(0) || !con.interactive() || menu.titles.is_empty() {
         return None;
     }
-    say!(con, "booting the default in {timeout} s; press a key for the menu");
-    let mut key = con.read_key(Some(u64::from(timeout) * 1000))?;
+    let mut key = match timeout {
+        Some(t) => {
+            say!(con, "booting the default in {t} s; press a key for the menu");
+            con.read_key(Some(u64::from(t) * 1000))?
+        }
+        None => {
+            say!(con, "rxen.menu: waiting for a key (Enter boots the default)");
+            con.read_key(None)?
+        }
+    };
     say!(con, "menu: up/down or j/k, Enter to boot, a number to pick, e to edit the command line, c for a prompt");
     loop {
         if let Action::Boot(p) = menu.key(key, con, fs) {
@@ -332,5 +340,21 @@ mod tests {
         let mut con = ScriptedConsole::typing(100, "3");
         assert_eq!(run(&c, &mut fs, true, &mut con), Some((2, None)), "rxen.menu shows it: {}", con.output);
         assert!(con.output.contains("booting the default in 10 s"), "{}", con.output);
+    }
+
+    /// The fleet setting, `max_timeout = 0`: no countdown ever delays the boot, and a
+    /// menu asked for with `rxen.menu` waits for the person instead of counting down.
+    #[test]
+    fn max_timeout_zero_boots_at_once_or_waits_when_asked() {
+        let (mut c, mut fs) = choice(CFG);
+        c.max_timeout = 0;
+        let mut con = ScriptedConsole::typing(0, "3");
+        assert_eq!(run(&c, &mut fs, false, &mut con), None);
+        assert!(!con.output.contains("press a key"), "{}", con.output);
+        // Asked for: a key an hour later still reaches the menu (no countdown runs).
+        let mut con = ScriptedConsole::typing(3_600_000, "3");
+        assert_eq!(run(&c, &mut fs, true, &mut con), Some((2, None)), "{}", con.output);
+        assert!(con.output.contains("rxen.menu: waiting for a key"), "{}", con.output);
+        assert!(!con.output.contains("booting the default in"), "{}", con.output);
     }
 }
