@@ -349,3 +349,40 @@ fn debian_bzimage_payload() {
     let e = k.decompress_payload(&mut out[..size - 1]).unwrap().unwrap_err();
     assert_names(&e, Format::Xz, &format!("output larger than {} bytes", size - 1));
 }
+
+/// Valid small streams with random flips, cuts and splices (seeded): no decoder panics,
+/// writes past its buffer or fails to name its format.
+#[test]
+fn mutated_streams_never_panic() {
+    let text: Vec<u8> = synthetic(20_000);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for f in DECODED {
+        let c = compress(f, &text);
+        for _ in 0..400 {
+            let mut m = c.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % m.len();
+                match next() % 3 {
+                    0 => m[at] ^= 1 << (next() % 8),
+                    1 => m[at] = next() as u8,
+                    _ => m.truncate(at.max(1)),
+                }
+            }
+            let cap = [0usize, 100, 19_999, 20_000, 1 << 16][(next() % 5) as usize];
+            let mut out = vec![0u8; cap];
+            match decompress_into(f, &m, &mut out) {
+                Ok(n) => assert!(n <= cap),
+                Err(e) => {
+                    assert_eq!(e.format, f.name(), "{e}");
+                    assert!(e.offset <= m.len() as u64, "{f}: {e} past the input's {} bytes", m.len());
+                }
+            }
+        }
+    }
+}
