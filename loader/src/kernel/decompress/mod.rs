@@ -15,9 +15,10 @@
 //! Decoders: gzip is rxen's RFC 1952 container around `miniz_oxide`'s raw inflate;
 //! xz (with its x86 BCJ filter, as Linux builds them) and legacy lzma are `lzma-rust2`;
 //! lzop is rxen's container around [`crate::codec::lzo1x`]; lz4 is rxen's legacy framing
-//! around `lz4_flex`'s block decoder; zstd is [`crate::codec::zstd`] over `ruzstd`.
-//! bzip2 is recognised but not decoded yet (no no_std bzip2 decoder was found).
+//! around `lz4_flex`'s block decoder; zstd is [`crate::codec::zstd`] over `ruzstd`;
+//! bzip2 is rxen's own decoder (no no_std bzip2 crate was found).
 
+mod bzip2;
 mod gzip;
 mod lz4;
 mod lzma;
@@ -172,7 +173,7 @@ pub fn decompress_into(format: Format, input: &[u8], out: &mut [u8]) -> Result<u
     let out = &mut out[..cap];
     match format {
         Format::Gzip => gzip::decompress(input, out),
-        Format::Bzip2 => Err(DecompressError::new(format, "bzip2 is not supported yet", 0)),
+        Format::Bzip2 => bzip2::decompress(input, out),
         Format::Xz => lzma::xz(input, out),
         Format::Lzma => lzma::lzma(input, out),
         Format::Lzop => lzop::decompress(input, out),
@@ -222,9 +223,12 @@ mod tests {
     }
 
     #[test]
-    fn bzip2_not_yet() {
-        let e = decompress(Format::Bzip2, b"BZh9", 16).unwrap_err();
-        assert_eq!(e.to_string(), "bzip2: bzip2 is not supported yet at input offset 0");
+    fn bzip2_empty_and_cut_stream() {
+        // "BZh9", the end-of-stream magic, combined CRC 0.
+        let empty = [b'B', b'Z', b'h', b'9', 0x17, 0x72, 0x45, 0x38, 0x50, 0x90, 0, 0, 0, 0];
+        assert_eq!(decompress(Format::Bzip2, &empty, 16), Ok(vec![]));
+        let e = decompress(Format::Bzip2, &empty[..8], 16).unwrap_err();
+        assert_eq!(e.to_string(), "bzip2: truncated input at input offset 8");
     }
 
     #[test]
