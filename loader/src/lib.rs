@@ -17,6 +17,7 @@ pub mod boot;
 pub mod bootcfg;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod codec;
 pub mod config;
 pub mod crc;
 pub mod drivers;

@@ -209,6 +209,22 @@ impl<'a> BzImage<'a> {
         }
         slice(self.protected_mode(), self.payload_offset.into(), self.payload_length.into())
     }
+    /// The payload's compression, told by its magic ([`super::decompress::detect`]).
+    pub fn payload_format(&self) -> Option<super::decompress::Format> {
+        super::decompress::detect(self.payload()?)
+    }
+    /// The payload's uncompressed size as Linux appends it (the last 4 bytes), a hint for
+    /// sizing the buffer of [`Self::decompress_payload`].
+    pub fn payload_uncompressed_size(&self) -> Option<u32> {
+        super::decompress::size_trailer(self.payload()?)
+    }
+    /// Decompress the payload (the kernel's ELF vmlinux) into `out`, the cap; returns the
+    /// bytes written. `None` when there is no payload or its format is unknown.
+    pub fn decompress_payload(&self, out: &mut [u8]) -> Option<Result<usize, super::decompress::DecompressError>> {
+        let p = self.payload()?;
+        let f = super::decompress::detect(p)?;
+        Some(super::decompress::decompress_into(f, p, out))
+    }
     /// `pref_address` (0x100000 before protocol 2.10).
     pub fn pref_address(&self) -> u64 {
         self.pref_address

@@ -4,6 +4,7 @@
 //! and reports what is wrong as a [`KernelError`].
 
 pub mod bzimage;
+pub mod decompress;
 pub mod elf;
 
 use core::fmt;

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! xz (one stream; Linux's kernels are `xz --check=crc32 --x86 --lzma2`, and the x86 BCJ
+//! filter is applied by the decoder) and legacy `.lzma` (13-byte header: properties,
+//! dictionary size, uncompressed size), both by `lzma-rust2` (no_std + alloc,
+//! `forbid(unsafe_code)` as built here). Its reader is pulled into the output buffer;
+//! its dictionary is bounded by [`MEM_LIMIT_KB`] before it is allocated.
+
+use lzma_rust2::{Error, Read};
+
+use super::{DecompressError, Format, TRUNCATED};
+use crate::kernel::le;
+
+/// The decoder's memory limit: a 64 MiB dictionary (`xz -9`, `lzma -9`) and its tables.
+const MEM_LIMIT_KB: u32 = 72 * 1024;
+
+fn map(format: Format, e: Error, at: usize) -> DecompressError {
+    let what = match e {
+        Error::Eof => TRUNCATED,
+        Error::OutOfMemory(_) => "dictionary larger than 64 MiB",
+        Error::Interrupted => "interrupted",
+        Error::InvalidData(s)
+        | Error::InvalidInput(s)
+        | Error::Other(s)
+        | Error::Unsupported(s)
+        | Error::WriteZero(s) => s,
+    };
+    DecompressError::new(format, what, at)
+}
+
+/// Pull `r` into `out`; `consumed` tells how much input the reader has taken.
+fn pull<R: Read>(
+    format: Format,
+    r: &mut R,
+    out: &mut [u8],
+    consumed: impl Fn(&R) -> usize,
+) -> Result<usize, DecompressError> {
+    let mut done = 0usize;
+    // Every round writes at least one byte or ends: at most out.len() + 1 rounds.
+    loop {
+        let buf = &mut out[done..];
+        if buf.is_empty() {
+            let mut probe = [0u8; 1];
+            return match r.read(&mut probe) {
+                Ok(0) => Ok(done),
+                Ok(_) => Err(DecompressError::too_large(format, out.len(), consumed(r))),
+                Err(e) => Err(map(format, e, consumed(r))),
+            };
+        }
+        match r.read(buf) {
+            Ok(0) => return Ok(done),
+            Ok(n) => done += n.min(buf.len()),
+            Err(e) => return Err(map(format, e, consumed(r))),
+        }
+    }
+}
+
+pub fn xz(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    let mut rest = input;
+    let mut r = lzma_rust2::XzReader::new_mem_limit(&mut rest, false, MEM_LIMIT_KB);
+    pull(Format::Xz, &mut r, out, |r| input.len() - r.inner().len())
+}
+
+/// Whether `p` starts with a plausible legacy `.lzma` header (see [`super::detect`]).
+pub fn looks_like_lzma(p: &[u8]) -> bool {
+    if p.len() < 13 || p[0] != 0x5d || p[1] != 0 || p[2] != 0 {
+        return false;
+    }
+    let Some(dict) = le::u32_at(p, 1) else { return false };
+    let Some(size) = le::u64_at(p, 5) else { return false };
+    // 2^n, or 2^n + 2^(n-1): clear the top bit, what is left is 0 or the next bit down.
+    let top = 1u32 << (31 - dict.leading_zeros().min(31));
+    let rest = dict & !top;
+    let dict_ok = dict != 0 && (rest == 0 || rest == top >> 1);
+    dict_ok && (size == u64::MAX || size < 1 << 38)
+}
+
+pub fn lzma(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    if input.len() < 13 {
+        return Err(DecompressError::new(Format::Lzma, TRUNCATED, input.len()));
+    }
+    let mut rest = input;
+    let mut r =
+        lzma_rust2::LzmaReader::new_mem_limit(&mut rest, MEM_LIMIT_KB, None).map_err(|e| map(Format::Lzma, e, 0))?;
+    pull(Format::Lzma, &mut r, out, |r| input.len() - r.inner().len())
+}
