@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{blkid, compare_tree};
 use rxen_loader::block::VecDisk;
 use rxen_loader::fs::{self, Filesystem, FsError, Node, NodeKind};
 
@@ -61,57 +64,12 @@ fn mount_ok(data: Vec<u8>) -> Box<dyn Filesystem> {
     mount(data).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// What blkid says of the image (None when blkid is not there).
-fn blkid(f: &Fixture, tag: &str) -> Option<String> {
-    let out = std::process::Command::new("blkid")
-        .args(["-p", "-O", &f.offset.to_string(), "-o", "value", "-s", tag])
-        .arg(disks().join(&f.image))
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn read_all(fs: &mut dyn Filesystem, n: &Node) -> Vec<u8> {
     let mut buf = vec![0xa5u8; n.size as usize + 100];
     let got = fs::read_exact(fs, n, &mut buf).unwrap();
     assert_eq!(got, n.size as usize);
     buf.truncate(got);
     buf
-}
-
-/// Compare the filesystem with the source tree under `host`, rooted at `path`.
-fn compare(fs: &mut dyn Filesystem, host: &Path, path: &str, files: &mut usize) {
-    let dir = fs.lookup(if path.is_empty() { "/" } else { path }).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert_eq!(dir.kind, NodeKind::Dir, "{path}");
-    let mut listed = fs.read_dir(&dir).unwrap_or_else(|e| panic!("{path}: {e}"));
-    listed.sort();
-    let mut expected: Vec<String> =
-        std::fs::read_dir(host).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    expected.sort();
-    assert_eq!(listed, expected, "listing of {path}/");
-    for name in expected {
-        let p = format!("{path}/{name}");
-        let h = host.join(&name);
-        let n = fs.lookup(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
-        if h.is_dir() {
-            assert_eq!(n.kind, NodeKind::Dir, "{p}");
-            compare(fs, &h, &p, files);
-            continue;
-        }
-        assert_eq!(n.kind, NodeKind::File, "{p}");
-        let want = std::fs::read(&h).unwrap();
-        assert_eq!(n.size, want.len() as u64, "{p}");
-        let mut got = vec![0xa5u8; want.len() + 100];
-        assert_eq!(fs.read_at(&n, 0, &mut got).unwrap(), want.len(), "{p}");
-        assert!(got[..want.len()] == want[..], "{p}: contents differ");
-        if want.len() > 5000 {
-            let mut mid = vec![0u8; 3001];
-            assert_eq!(fs.read_at(&n, 1234, &mut mid).unwrap(), 3001);
-            assert!(mid[..] == want[1234..4235], "{p}: unaligned read");
-        }
-        assert_eq!(fs.read_at(&n, want.len() as u64, &mut got).unwrap(), 0, "{p}: read at the end");
-        *files += 1;
-    }
 }
 
 #[test]
@@ -123,14 +81,16 @@ fn every_image_matches_its_tree() {
         let t = Instant::now();
         let mut fs = mount_ok(volume(&f));
         assert_eq!(fs.kind(), "fat");
-        let (uuid, label) =
-            (blkid(&f, "UUID").unwrap_or(f.serial.clone()), blkid(&f, "LABEL").unwrap_or(f.label.clone()));
+        let img = disks().join(&f.image);
+        let (uuid, label) = (
+            blkid(&img, f.offset, "UUID").unwrap_or(f.serial.clone()),
+            blkid(&img, f.offset, "LABEL").unwrap_or(f.label.clone()),
+        );
         assert_eq!(fs.uuid(), uuid, "{}", f.image);
         assert_eq!(fs.uuid(), f.serial, "{}", f.image);
         assert_eq!(fs.label(), label, "{}", f.image);
         assert!(fs.warnings().is_empty(), "{}", f.image);
-        let mut files = 0;
-        compare(&mut *fs, &disks().join(&f.tree), "", &mut files);
+        let files = compare_tree(&mut *fs, &disks().join(&f.tree), "", &[]);
         assert!(files >= 5, "{}: {files} files", f.image);
         eprintln!("{}@{}: {files} files match {} in {:?}", f.image, f.offset, f.tree, t.elapsed());
     }

@@ -79,7 +79,7 @@ fn host_kind(t: std::fs::FileType) -> NodeKind {
 
 /// Compare `fs` under `path` with the host tree at `host`: the listing (less `.`, `..`
 /// and, on both sides, the names in `skip`), every file's bytes (whole, and an unaligned read in the
-/// middle), every symlink's target. Returns how many files matched.
+/// middle, nothing at the end), every symlink's target. Returns how many files matched.
 pub fn compare_tree(fs: &mut dyn Filesystem, host: &Path, path: &str, skip: &[&str]) -> usize {
     let dir = fs.lookup(if path.is_empty() { "/" } else { path }).unwrap_or_else(|e| panic!("{path}/: {e}"));
     assert_eq!(dir.kind, NodeKind::Dir, "{path}/");
@@ -133,6 +133,7 @@ pub fn compare_tree(fs: &mut dyn Filesystem, host: &Path, path: &str, skip: &[&s
                     assert_eq!(fs.read_at(&n, 1234, &mut mid).unwrap(), 3001, "{p}");
                     assert!(mid[..] == want[1234..4235], "{p}: unaligned read");
                 }
+                assert_eq!(fs.read_at(&n, want.len() as u64, &mut got).unwrap(), 0, "{p}: read at the end");
                 files += 1;
             }
         }
