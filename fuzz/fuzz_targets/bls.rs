@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Fuzz the BLS reader: entries (split at NUL bytes) parsed in both dialects, sorted the
-//! way rhboot's blscfg sorts them, read as a menu; and the rpm version comparison.
+//! way rhboot's blscfg sorts them, read as a menu (the first part also as systemd-boot's
+//! loader.conf); the rpm version comparison and loader.conf's glob.
 #![no_main]
 
 use std::cmp::Ordering;
@@ -28,6 +29,14 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(bls::vercmp(a, a), Ordering::Equal);
         }
         let _ = bls::expand_rhboot(Some(p), &|k: &str| (k.len() % 2 == 0).then(|| k.to_string()));
+    }
+    // systemd-boot's loader.conf (the first part) and its default glob over entry ids.
+    if let Some(conf) = parts.first() {
+        let c = bls::parse_loader_conf(conf);
+        if let (Some(pat), Some(name)) = (c.default.as_deref(), parts.get(1)) {
+            let _ = bls::glob(pat, name);
+        }
+        fs.add_file("d", "/loader/loader.conf", conf.as_bytes().to_vec());
     }
     let n = entries.len();
     assert!(bls::sort_rhboot(entries).len() <= n);
