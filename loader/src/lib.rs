@@ -27,6 +27,7 @@ pub mod kernel;
 pub mod mem;
 pub mod part;
 pub mod platform;
+pub mod pv;
 pub mod pvh;
 pub mod session;
 pub mod volume;

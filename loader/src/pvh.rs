@@ -47,6 +47,8 @@ impl HwConsole {
     fn try_getc(&self) -> Option<u8> {
         if xen::console::ready() {
             xen::console::try_getc()
+        } else if xen::pv::is_pv() {
+            None // no ports in a PV guest
         } else {
             SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)).try_getc()
         }
@@ -79,6 +81,8 @@ impl HwConsole {
             }
         } else if xen::hypercalls_ready() && xen::console_io_write(s.as_bytes()) {
             // Xen without a PV console (yet): the hypervisor's log (`xl dmesg`).
+        } else if xen::pv::is_pv() {
+            // Nowhere else to write: a PV guest has no ports.
         } else {
             let _ = core::fmt::Write::write_str(&mut SerialConsole::init_quiet(COM1.load(Ordering::Relaxed)), s);
         }
@@ -153,6 +157,13 @@ pub fn poweroff(code: u8) -> ! {
         // Xen: the domain's on_poweroff / on_crash settings decide what happens next.
         xen::shutdown(if code == 0x7f { xen::SHUTDOWN_CRASH } else { xen::SHUTDOWN_POWEROFF });
     }
+    if xen::pv::is_pv() {
+        // No ports, no ACPI, no triple fault: ask again, as a crash, until Xen obliges.
+        loop {
+            xen::shutdown(xen::SHUTDOWN_CRASH);
+            xen::yield_cpu();
+        }
+    }
     // SAFETY: 0xf4 is QEMU's isa-debug-exit (the e2e tests' exit path); elsewhere nothing
     // claims it and the write is dropped. We are powering off: nothing runs after this.
     unsafe { io::outb(0xf4, code) };
@@ -181,7 +192,7 @@ pub fn poweroff(code: u8) -> ! {
     unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &null_idt, options(noreturn)) }
 }
 
-fn fatal(msg: impl core::fmt::Display) -> ! {
+pub fn fatal(msg: impl core::fmt::Display) -> ! {
     say!(&mut HwConsole, "fatal: {msg}");
     say!(&mut HwConsole, "powering off");
     poweroff(1)
@@ -189,8 +200,10 @@ fn fatal(msg: impl core::fmt::Display) -> ! {
 
 /// The hardware [`Platform`]: Xen blkfront or virtio disks, the TSC clock, guest RAM
 /// by identity map.
-struct HwPlatform {
-    xen: Option<xen::Xen>,
+pub struct HwPlatform {
+    pub xen: Option<xen::Xen>,
+    /// Guest RAM the loader maps one to one ends here (4 GiB on PVH: pvh.S's map).
+    pub ram_end: u64,
 }
 
 impl Platform for HwPlatform {
@@ -222,11 +235,11 @@ impl Platform for HwPlatform {
     }
 
     unsafe fn map_guest(&mut self, paddr: u64, len: u64) -> Option<&'static mut [u8]> {
-        if paddr.checked_add(len)? > GIB4 {
+        if paddr.checked_add(len)? > self.ram_end {
             return None;
         }
-        // SAFETY: below 4 GiB (identity mapped by pvh.S); the caller guarantees the range
-        // is free RAM handed out once.
+        // SAFETY: below ram_end (identity mapped by pvh.S, or one to one by
+        // xen::pv::extend_map); the caller guarantees the range is free RAM handed out once.
         Some(unsafe { io::phys_slice_mut(paddr, len as usize) })
     }
 
@@ -241,6 +254,9 @@ impl Platform for HwPlatform {
                 // and ends the domain. That is the purpose of the hook.
                 let _ = unsafe { core::ptr::read_volatile(FAULT_ADDR as usize as *const u8) };
                 fatal("rxen.crash=fault: the read of an unmapped address did not fault");
+            }
+            Crash::Interrupt if xen::pv::is_pv() => {
+                say!(&mut HwConsole, "rxen.crash=interrupt: a PV guest takes no stray vectors; nothing raised");
             }
             Crash::Interrupt => {
                 // SAFETY: vector 0x40's gate is one of traps.S's stubs, which counts the
@@ -307,12 +323,24 @@ pub fn exception(frame: &TrapFrame) -> ! {
     if IN_TRAP.swap(true, Ordering::SeqCst) {
         poweroff(0x7f);
     }
-    let cr2: u64;
-    // SAFETY: reading CR2 (the faulting address of the last #PF) at CPL 0 has no effect.
-    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let cr2 = match xen::pv_cr2() {
+        Some(a) => a, // PV: Xen puts the #PF address in vcpu_info (a guest cannot read CR2)
+        None => {
+            let cr2: u64;
+            // SAFETY: reading CR2 (the faulting address of the last #PF) at CPL 0 has no
+            // effect.
+            unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+            cr2
+        }
+    };
     let symbol = symbols().and_then(|t| traps::symbolize(t, frame.rip));
     let _ = traps::write_report(&mut HwConsole, frame, cr2, symbol);
-    if xen::console::ready() {
+    if xen::console::ready() && xen::pv::is_pv() {
+        // No debug port on PV: Xen's own console (refused to a domU by default, but tried).
+        let mut line = LineBuf { buf: [0; 240], len: 0 };
+        let _ = traps::write_report(&mut line, frame, cr2, symbol);
+        let _ = xen::console_io_write(&line.buf[..line.len]);
+    } else if xen::console::ready() {
         // The PV console may have nobody reading it: the first line into Xen's log too, by
         // the HVM debug port 0xe9, which Xen logs as "(dN) ..." (Xen's default policy
         // refuses console_io to a domU: measured on 4.17, tests/xen rxen-x-fault).
@@ -432,7 +460,7 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
 
     // The memdisk and the modules are borrowed only inside this block: once the session
     // returns its plan, no slice over them is alive, so the plan may copy over them.
-    let mut platform = HwPlatform { xen: xen_up };
+    let mut platform = HwPlatform { xen: xen_up, ram_end: GIB4 };
     let outcome = {
         let memdisk = if hdr.memdisk_len == 0 {
             None
@@ -469,7 +497,15 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
             .map(|m| ModuleData { paddr: m.paddr, data: unsafe { io::phys_slice(m.paddr, m.size as usize) } })
             .collect();
         let env =
-            BootEnv { cmdline: &bi.cmdline, memdisk, modules: &modules, ram, e820: &handoff_map, rsdp: bi.rsdp_paddr };
+            BootEnv {
+            cmdline: &bi.cmdline,
+            memdisk,
+            modules: &modules,
+            ram,
+            e820: &handoff_map,
+            rsdp: bi.rsdp_paddr,
+            pv: None,
+        };
         // The trace is for explain; the loader's console already showed it all.
         session::run(env, &mut platform, con, &mut Trace::default())
     };
@@ -513,7 +549,7 @@ pub unsafe fn carry_out(plan: &LaunchPlan) {
 /// Report a panic on the console (and Xen's log) and crash the domain.
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
     say!(&mut HwConsole, "PANIC: {info}");
-    if xen::console::ready() {
+    if xen::console::ready() && !xen::pv::is_pv() {
         // Also into Xen's log, in case nobody reads the PV console: the HVM debug port,
         // which Xen logs as "(dN) ..." (Xen's default policy refuses console_io to a domU:
         // measured on 4.17, tests/xen rxen-x-fault).

@@ -15,7 +15,7 @@ fn run(cmdline: &str, con: &mut dyn Console, disks: Vec<Disk>) -> (Outcome, Trac
     let e820 = [E820Entry { addr: 0, size: RAM, kind: E820_RAM }];
     let mut ram = RegionAllocator::from_e820(e820, RAM);
     ram.reserve(0, 0x10_0000);
-    let env = BootEnv { cmdline, memdisk: None, modules: &[], ram, e820: &e820, rsdp: 0 };
+    let env = BootEnv { cmdline, memdisk: None, modules: &[], ram, e820: &e820, rsdp: 0, pv: None };
     let mut trace = Trace::default();
     let out = session::run(env, &mut HostPlatform { disks, dry_run: false }, con, &mut trace);
     (out, trace)

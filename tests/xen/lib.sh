@@ -13,16 +13,16 @@ export E2FSPROGS_FAKE_TIME=1700000000 SOURCE_DATE_EPOCH=1700000000
 
 xen_kver() { cat "$cache/KVER"; }
 
-# ensure_loader: sets LOADER_DIR, where pvh-boot and rxen-mkimage are: RXEN_XEN_LOADER_DIR
+# ensure_loader: sets LOADER_DIR, where pvh-boot, pv-boot and rxen-mkimage are: RXEN_XEN_LOADER_DIR
 # (another build, e.g. an older commit's, to compare) or target/release, which is built
 # with `cargo build --release` when a binary is missing (RXEN_XEN_BUILD=1: always).
 ensure_loader() {
     LOADER_DIR="${RXEN_XEN_LOADER_DIR:-$root/target/release}"
     if [[ -z "${RXEN_XEN_LOADER_DIR:-}" ]] &&
-        [[ -n "${RXEN_XEN_BUILD:-}" || ! -x "$LOADER_DIR/pvh-boot" || ! -x "$LOADER_DIR/rxen-mkimage" ]]; then
+        [[ -n "${RXEN_XEN_BUILD:-}" || ! -x "$LOADER_DIR/pvh-boot" || ! -x "$LOADER_DIR/pv-boot" || ! -x "$LOADER_DIR/rxen-mkimage" ]]; then
         (cd "$root" && cargo build --release --locked >&2)
     fi
-    [[ -x "$LOADER_DIR/pvh-boot" && -x "$LOADER_DIR/rxen-mkimage" ]] || {
+    [[ -x "$LOADER_DIR/pvh-boot" && -x "$LOADER_DIR/pv-boot" && -x "$LOADER_DIR/rxen-mkimage" ]] || {
         echo "no pvh-boot and rxen-mkimage in $LOADER_DIR" >&2
         return 1
     }

@@ -406,3 +406,89 @@ mod tests {
         assert_eq!(vbd_name(768), None); // hda: an emulated IDE number
     }
 }
+
+// ---- PV guests: xen.h (MMU hypercalls), arch-x86/xen.h (trap table), grant_table.h -------------
+
+/// `__HYPERVISOR_set_trap_table` (xen.h).
+pub const HYPERVISOR_SET_TRAP_TABLE: u32 = 0;
+/// `__HYPERVISOR_mmu_update` (xen.h).
+pub const HYPERVISOR_MMU_UPDATE: u32 = 1;
+/// `__HYPERVISOR_fpu_taskswitch` (xen.h).
+pub const HYPERVISOR_FPU_TASKSWITCH: u32 = 5;
+/// `__HYPERVISOR_update_va_mapping` (xen.h).
+pub const HYPERVISOR_UPDATE_VA_MAPPING: u32 = 14;
+/// `__HYPERVISOR_mmuext_op` (xen.h).
+pub const HYPERVISOR_MMUEXT_OP: u32 = 26;
+
+/// `MMU_NORMAL_PT_UPDATE` (xen.h): `ptr` is the machine address of a page-table entry.
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+/// `MMU_MACHPHYS_UPDATE` (xen.h): `ptr` is the machine address of a frame, `val` its new pfn.
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
+
+/// `struct mmu_update` (xen.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuUpdate {
+    pub ptr: u64,
+    pub val: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuUpdate>() == 16);
+
+/// `MMUEXT_PIN_L4_TABLE` (xen.h).
+pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
+/// `MMUEXT_UNPIN_TABLE` (xen.h).
+pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// `MMUEXT_NEW_BASEPTR` (xen.h).
+pub const MMUEXT_NEW_BASEPTR: u32 = 5;
+
+/// `struct mmuext_op` (xen.h, x86_64: both unions are 8 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuextOp {
+    pub cmd: u32,
+    pub _pad: u32,
+    /// `arg1.mfn` / `arg1.linear_addr`.
+    pub arg1: u64,
+    /// `arg2.nr_ents` / `arg2.vcpumask` / `arg2.src_mfn`.
+    pub arg2: u64,
+}
+const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
+
+/// `UVMF_INVLPG` (xen.h): flush the one TLB entry (local).
+pub const UVMF_INVLPG: u64 = 2;
+
+/// `struct trap_info` (arch-x86/xen.h); the table ends with an entry whose address is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-1: which privilege may raise it by `int` (0: none); bit 2: mask events.
+    pub flags: u8,
+    pub cs: u16,
+    pub _pad: u32,
+    pub address: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
+
+/// `FLAT_KERNEL_CS` (arch-x86/xen-x86_64.h): the 64-bit PV kernel's code selector.
+pub const FLAT_KERNEL_CS: u16 = 0xe033;
+/// `MACH2PHYS_VIRT_START` (arch-x86/xen-x86_64.h): the read-only machine-to-phys table.
+pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
+/// `MACH2PHYS_VIRT_END` (arch-x86/xen-x86_64.h).
+pub const MACH2PHYS_VIRT_END: u64 = 0xffff_8040_0000_0000;
+
+/// `GNTTABOP_setup_table` (grant_table.h).
+pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+
+/// `struct gnttab_setup_table` (grant_table.h; the handle is a plain pointer on x86_64).
+#[repr(C)]
+pub struct GnttabSetupTable {
+    pub dom: u16,
+    pub _pad0: u16,
+    pub nr_frames: u32,
+    pub status: i16,
+    pub _pad1: [u8; 6],
+    pub frame_list: u64,
+}
+const _: () = assert!(core::mem::size_of::<GnttabSetupTable>() == 24);
+const _: () = assert!(core::mem::offset_of!(GnttabSetupTable, frame_list) == 16);

@@ -80,6 +80,7 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         // SAFETY: segments, start info and initrd are placed; PVH ABI entry with %ebx =
         // hvm_start_info; never returns.
         Jump::Pvh { entry, start_info } => unsafe { rxen_enter32(entry, start_info, 0) },
+        Jump::Pv { .. } => pvh::fatal("a PV kernel's plan in the PVH loader"),
     }
 }
 

@@ -14,6 +14,9 @@ pub mod xen;
 
 /// CPUID leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    if xen::pv::is_pv() {
+        return pv_cpuid(leaf);
+    }
     // CPUID is available on every x86_64 CPU and has no side effects (safe since Rust 1.87).
     let r = core::arch::x86_64::__cpuid_count(leaf, 0);
     (r.eax, r.ebx, r.ecx, r.edx)
@@ -27,4 +30,28 @@ pub fn xen_cpuid_base() -> Option<u32> {
         // "XenVMMXenVMM"
         ebx == 0x566e_6558 && ecx == 0x6558_4d4d && edx == 0x4d4d_566e && eax.wrapping_sub(base) >= 2
     })
+}
+
+/// CPUID as a PV guest sees Xen's policy (and Xen's own leaves): the forced-emulation
+/// prefix `ud2; .ascii "xen"` before `cpuid` makes Xen emulate it (arch-x86/xen.h
+/// XEN_CPUID); a plain `cpuid` in a PV guest may show the host's raw values.
+fn pv_cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: Xen traps the ud2 of this exact sequence in PV guests and emulates the
+    // cpuid after it (no #UD reaches us); rbx is saved and restored around it (LLVM
+    // reserves it) and nothing else is touched.
+    unsafe {
+        core::arch::asm!(
+            "mov {t:r}, rbx",
+            ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e",
+            "cpuid",
+            "xchg {t:r}, rbx",
+            t = out(reg) b,
+            inout("eax") leaf => a,
+            inout("ecx") 0u32 => c,
+            out("edx") d,
+            options(nostack, preserves_flags),
+        );
+    }
+    (a, b, c, d)
 }

@@ -82,6 +82,30 @@ pub struct BootEnv<'a> {
     /// The memory map the kernel is handed.
     pub e820: &'a [E820Entry],
     pub rsdp: u64,
+    /// Set when the loader runs as a Xen PV guest (pv-boot): kernels are then booted
+    /// as PV kernels, by the start-of-day ABI, from what this says about the domain.
+    pub pv: Option<PvTarget<'a>>,
+}
+
+/// The facts of a PV domain a PV kernel's start of day needs (pv-boot fills it in).
+#[derive(Clone, Debug)]
+pub struct PvTarget<'a> {
+    pub nr_pages: u64,
+    /// pfn -> mfn for every frame of the domain.
+    pub p2m: &'a [u64],
+    /// Machine address of shared_info.
+    pub shared_info: u64,
+    /// start_info flags to pass on.
+    pub flags: u32,
+    pub store_mfn: u64,
+    pub store_evtchn: u32,
+    pub console_mfn: u64,
+    pub console_evtchn: u32,
+    /// The loader page the next kernel's tables must map at its own address.
+    pub trampoline_pfn: u64,
+    /// The loader's live page-table frames (first pfn, count): the next kernel's tables
+    /// map them read-only, and nothing may be placed over them.
+    pub tables: Vec<(u64, u64)>,
 }
 
 /// How the session ended.

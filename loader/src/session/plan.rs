@@ -43,6 +43,11 @@ pub enum Jump {
     Linux32 { entry: u32, boot_params: u32 },
     /// PVH: 32-bit protected mode, `%ebx` = hvm_start_info.
     Pvh { entry: u32, start_info: u32 },
+    /// Xen PV start of day (xen.h): the page tables at `pt_pfn` (`pt_frames` of them, L4
+    /// first) pinned and loaded, `%rsp` = `stack`, `%rsi` = `start_info` (virtual
+    /// addresses in the kernel's map); the loader's hypercall page copied to pfn
+    /// `hypercall_page` when the kernel names one.
+    Pv { entry: u64, stack: u64, start_info: u64, pt_pfn: u64, pt_frames: u64, hypercall_page: Option<u64> },
 }
 
 /// What the session decided, for messages and `explain`.

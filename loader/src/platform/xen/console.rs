@@ -13,6 +13,12 @@ static PORT: AtomicU32 = AtomicU32::new(0);
 
 /// Find the console page. False when the domain has none.
 pub fn init() -> bool {
+    if let Some((va, port)) = super::pv::console_ring() {
+        // PV: start_info's console mfn, mapped one to one (pv::init).
+        PORT.store(port, Ordering::Relaxed);
+        PAGE.store(va, Ordering::Release);
+        return true;
+    }
     let (Ok(pfn), Ok(port)) = (super::hvm_param(HVM_PARAM_CONSOLE_PFN), super::hvm_param(HVM_PARAM_CONSOLE_EVTCHN))
     else {
         return false;

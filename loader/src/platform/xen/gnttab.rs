@@ -32,7 +32,8 @@ fn entry(gref: u32) -> Option<*mut GrantEntryV1> {
 /// Let `domid` access guest frame `pfn` (read-only when `readonly`). None when the table
 /// is full or not mapped.
 pub fn grant(domid: u16, pfn: u64, readonly: bool) -> Option<u32> {
-    let frame = u32::try_from(pfn).ok()?;
+    // PV: the backend maps the machine frame (the p2m list's entry); PVH: the pfn.
+    let frame = u32::try_from(super::pv::gfn(pfn)).ok()?;
     let n = (NR_GRANT_FRAMES.load(Ordering::Acquire) as usize * 512).min(MAX_GRANTS);
     for (w, word) in USED.iter().enumerate() {
         let mut cur = word.load(Ordering::Relaxed);

@@ -15,6 +15,7 @@
 pub mod blkfront;
 pub mod console;
 pub mod gnttab;
+pub mod pv;
 pub mod xenstore;
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
@@ -29,11 +30,19 @@ use crate::platform::{cpuid, xen_cpuid_base};
 #[repr(C, align(4096))]
 struct HypercallPage([u8; 4096]);
 
-/// Executed, never read or written by Rust: Xen writes it when we name its address in the
-/// hypercall MSR. In .bss, inside the loader image, identity mapped and executable (the
-/// loader's page tables set no NX bit).
+/// Executed, never written by Rust: on PVH Xen writes it when we name its address in the
+/// hypercall MSR; on PV the domain builder fills it before we run (pv-boot's
+/// XEN_ELFNOTE_HYPERCALL_PAGE names this symbol, arch/x86_64/pv.S). In .bss, inside the
+/// loader image, mapped and executable (neither loader's page tables set NX).
+#[unsafe(export_name = "rxen_hypercall_page")]
 static mut HYPERCALL_PAGE: HypercallPage = HypercallPage([0; 4096]);
-static HYPERCALLS_READY: AtomicBool = AtomicBool::new(false);
+pub(crate) static HYPERCALLS_READY: AtomicBool = AtomicBool::new(false);
+
+/// The hypercall page's address (pv-boot copies a stub from it, and the page itself into
+/// a PV kernel that asks for one).
+pub fn hypercall_page() -> u64 {
+    (&raw const HYPERCALL_PAGE) as u64
+}
 
 /// Where shared_info is mapped (0 = not yet).
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
@@ -251,6 +260,18 @@ pub fn evtchn_clear(port: u32) {
     }
 }
 
+/// PV: the last page fault's address, which Xen keeps in vcpu 0's `arch.cr2` (a PV
+/// guest's CR2 is virtual). None on PVH or before shared_info is mapped.
+pub fn pv_cr2() -> Option<u64> {
+    if !pv::is_pv() {
+        return None;
+    }
+    let si = shared_info()?;
+    // SAFETY: shared_info is mapped; Xen writes vcpu_info[0].arch_cr2 before delivering a
+    // #PF, and we read it with a volatile read.
+    Some(unsafe { core::ptr::read_volatile(&raw const (*si).vcpu_info[0].arch_cr2) })
+}
+
 /// Xen's system time in ns (from vcpu 0's time info), if shared_info is mapped.
 pub fn system_time_ns() -> Option<u64> {
     let si = shared_info()?;
@@ -357,6 +378,33 @@ impl Xen {
         GRANT_TABLE.store(hole + PAGE, Ordering::Release);
         NR_GRANT_FRAMES.store(GRANT_FRAMES, Ordering::Release);
         Ok(Xen { cpuid_base, version, hole, grant_frames: GRANT_FRAMES })
+    }
+
+    /// PV: map shared_info (at its machine address from `start_info`) and
+    /// [`GRANT_FRAMES`] grant frames (GNTTABOP_setup_table) into the virtual window past
+    /// RAM that [`pv::extend_map`] left; no guest frame is taken.
+    pub fn init_pv(si: &pv::PvStart, map: &pv::PvMap) -> Result<Xen, XenError> {
+        let version = version();
+        let (va, n) = map.window;
+        if n < 1 + u64::from(GRANT_FRAMES) {
+            return Err(XenError::NoHole);
+        }
+        // SAFETY: `va` is the first page of the unused window; shared_info is Xen's page
+        // for this domain, named by start_info.
+        unsafe { pv::map_xen_page(va, si.shared_info >> 12) }
+            .map_err(|rc| XenError::Hypercall("mapping shared_info", rc))?;
+        SHARED_INFO.store(va, Ordering::Release);
+        let mut frames = [0u64; GRANT_FRAMES as usize];
+        pv::grant_frames(&mut frames)?;
+        for (i, &mfn) in frames.iter().enumerate() {
+            // SAFETY: the pages after shared_info's in the window are unused; the frames
+            // are this domain's grant table, as Xen just said.
+            unsafe { pv::map_xen_page(va + (1 + i as u64) * PAGE, mfn) }
+                .map_err(|rc| XenError::Hypercall("mapping grant frames", rc))?;
+        }
+        GRANT_TABLE.store(va + PAGE, Ordering::Release);
+        NR_GRANT_FRAMES.store(GRANT_FRAMES, Ordering::Release);
+        Ok(Xen { cpuid_base: xen_cpuid_base().unwrap_or(0), version, hole: va, grant_frames: GRANT_FRAMES })
     }
 
     /// The pages taken from the guest-physical space, to report as reserved.

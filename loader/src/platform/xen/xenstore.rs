@@ -77,6 +77,13 @@ const REQUEST_MS: u64 = 5000;
 impl Xenstore {
     /// Connect through the ring Xen's HVM parameters name.
     pub fn open() -> Result<Xenstore, XsError> {
+        if let Some((va, port)) = super::pv::store_ring() {
+            // SAFETY: PV: start_info's store page, mapped one to one (pv::init), shared
+            // with xenstored alone for the life of the domain.
+            return Ok(unsafe {
+                Xenstore::over(va as usize as *mut XenstoreDomainInterface, alloc::boxed::Box::new(Evtchn(port)), REQUEST_MS)
+            });
+        }
         let pfn = super::hvm_param(HVM_PARAM_STORE_PFN).map_err(|_| XsError::NoStore)?;
         let port = super::hvm_param(HVM_PARAM_STORE_EVTCHN).map_err(|_| XsError::NoStore)?;
         if pfn == 0 || pfn >= (1 << 20) {
