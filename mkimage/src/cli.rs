@@ -505,6 +505,14 @@ fn describe_elf(o: &mut String, name: &str, info: &ImageInfo<'_>) {
             image::flags_str(p.p_flags)
         );
     }
+    match info.entry() {
+        Some(e) => {
+            let _ = writeln!(o, "entry: {e}");
+        }
+        None => {
+            let _ = writeln!(o, "entry: none (neither PVH nor PV)");
+        }
+    }
     if info.xen_notes.is_empty() {
         let _ = writeln!(o, "Xen notes: none");
     } else {

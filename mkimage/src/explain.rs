@@ -96,7 +96,7 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
         Memdisk { bytes, paddr: FAKE_MEMDISK_AT }
     });
     let e820 = [E820Entry { addr: 0, size: FAKE_RAM, kind: E820_RAM }];
-    let env = BootEnv { cmdline: domain_cmdline, memdisk, modules: &[], ram, e820: &e820, rsdp: 0 };
+    let env = BootEnv { cmdline: domain_cmdline, memdisk, modules: &[], ram, e820: &e820, rsdp: 0, pv: None };
     let mut trace = Trace::default();
     // Grubenv writes are described (dry run): explain never writes a disk. What would
     // boot is in the trace.

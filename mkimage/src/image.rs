@@ -285,7 +285,10 @@ impl core::fmt::Display for XenNote<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{} {} = ", self.n_type, self.type_name())?;
         let text = self.desc.strip_suffix(b"\0").unwrap_or(self.desc);
-        if let Some(v) = self.value() {
+        // String notes (elfnote.h: XEN_VERSION, GUEST_OS, GUEST_VERSION, LOADER,
+        // PAE_MODE, FEATURES) print as text even when 8 bytes long.
+        let is_text = matches!(self.n_type, 5..=10) && self.desc.ends_with(b"\0");
+        if let (Some(v), false) = (self.value(), is_text) {
             write!(f, "{v:#x}")
         } else if !text.is_empty() && text.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
             write!(f, "\"{}\"", String::from_utf8_lossy(text))
@@ -360,8 +363,51 @@ pub struct ImageInfo<'a> {
 impl ImageInfo<'_> {
     /// The PVH entry point (`XEN_ELFNOTE_PHYS32_ENTRY`), if there is one.
     pub fn phys32_entry(&self) -> Option<u64> {
-        self.xen_notes.iter().find(|n| n.n_type == XEN_ELFNOTE_PHYS32_ENTRY).and_then(|n| n.value())
+        self.note_value(XEN_ELFNOTE_PHYS32_ENTRY)
     }
+
+    /// A numeric Xen note's value.
+    fn note_value(&self, n_type: u32) -> Option<u64> {
+        self.xen_notes.iter().find(|n| n.n_type == n_type).and_then(|n| n.value())
+    }
+
+    /// How a domain enters the image: PVH (`PHYS32_ENTRY`), else PV (`ENTRY`, with
+    /// VIRT_BASE 0 so that it is also the physical address: rxen's pv-boot).
+    pub fn entry(&self) -> Option<Entry> {
+        if let Some(e) = self.phys32_entry() {
+            return Some(Entry::Pvh(e));
+        }
+        let base = self.note_value(XEN_ELFNOTE_VIRT_BASE).unwrap_or(0);
+        self.note_value(XEN_ELFNOTE_ENTRY).map(|e| Entry::Pv { entry: e, virt_base: base })
+    }
+}
+
+/// `XEN_ELFNOTE_ENTRY`: the PV entry point (virtual).
+pub const XEN_ELFNOTE_ENTRY: u32 = 1;
+/// `XEN_ELFNOTE_VIRT_BASE`.
+pub const XEN_ELFNOTE_VIRT_BASE: u32 = 3;
+
+/// An image's entry: what `inspect` reports and `verify` checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `type = "pvh"`: 32-bit entry at this physical address.
+    Pvh(u64),
+    /// `type = "pv"`: 64-bit entry at this virtual address.
+    Pv { entry: u64, virt_base: u64 },
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Pvh(e) => write!(f, "PVH (xl type = \"pvh\"), 32-bit entry at {e:#x}"),
+            Entry::Pv { entry, virt_base } => {
+                write!(f, "PV (xl type = \"pv\"), 64-bit entry at {entry:#x}, VIRT_BASE {virt_base:#x}")
+            }
+        }
+    }
+}
+
+impl ImageInfo<'_> {
 
     /// Does the memdisk match the header's checksum? `None` without a memdisk.
     pub fn checksum_ok(&self) -> Option<bool> {
@@ -416,14 +462,22 @@ pub fn read_image(image: &[u8]) -> Result<ImageInfo<'_>> {
 /// executable segment, `PT_LOAD` segments that do not overlap, the memdisk segment above
 /// the loader, aligned, below 4 GiB, and its checksum.
 pub fn check_image(info: &ImageInfo<'_>) -> Result<()> {
-    let entry = info
-        .phys32_entry()
-        .ok_or_else(|| anyhow!("no Xen PHYS32_ENTRY note (type {XEN_ELFNOTE_PHYS32_ENTRY}): not a PVH image"))?;
+    let (entry, kind) = match info.entry() {
+        Some(Entry::Pvh(e)) => (e, "PVH"),
+        Some(Entry::Pv { entry, virt_base: 0 }) => (entry, "PV"),
+        Some(Entry::Pv { virt_base, .. }) => {
+            bail!("a PV image with VIRT_BASE {virt_base:#x}: rxen images are loaded one to one (VIRT_BASE 0)")
+        }
+        None => bail!(
+            "no Xen PHYS32_ENTRY note (type {XEN_ELFNOTE_PHYS32_ENTRY}) or ENTRY note (type {XEN_ELFNOTE_ENTRY}): \
+             not a PVH or PV image"
+        ),
+    };
     let loads: Vec<(usize, &ProgramHeader)> =
         info.phdrs.iter().enumerate().filter(|(_, p)| p.p_type == PT_LOAD).collect();
     ensure!(
         loads.iter().any(|(_, p)| p.p_flags & PF_X != 0 && p.p_paddr <= entry && entry < p.p_paddr + p.p_filesz),
-        "the PVH entry point {entry:#x} is not inside an executable PT_LOAD segment"
+        "the {kind} entry point {entry:#x} is not inside an executable PT_LOAD segment"
     );
     for (n, (i, a)) in loads.iter().enumerate() {
         ensure!(a.p_paddr + a.p_memsz <= PHYS_LIMIT, "program header {i} (LOAD) reaches past 4 GiB");
