@@ -25,7 +25,7 @@ const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const EM_386: u16 = 3;
 const EM_X86_64: u16 = 62;
-const PT_LOAD: u32 = 1;
+pub(crate) const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
 const FOUR_GIB: u64 = 1 << 32;
 
@@ -52,23 +52,23 @@ pub struct PvhElf {
 
 /// A program header, class-independent.
 #[derive(Clone, Copy)]
-struct Phdr {
-    kind: u32,
-    offset: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
+pub(crate) struct Phdr {
+    pub(crate) kind: u32,
+    pub(crate) offset: u64,
+    pub(crate) paddr: u64,
+    pub(crate) filesz: u64,
+    pub(crate) memsz: u64,
 }
 
 /// The header facts needed to walk the program headers.
-struct Header {
-    elf64: bool,
+pub(crate) struct Header {
+    pub(crate) elf64: bool,
     phoff: u64,
     phentsize: u64,
-    phnum: u16,
+    pub(crate) phnum: u16,
 }
 
-fn header(image: &[u8]) -> Result<Header, KernelError> {
+pub(crate) fn header(image: &[u8]) -> Result<Header, KernelError> {
     let trunc = KernelError::ElfTruncated(ElfPart::Header);
     if !image.starts_with(ELF_MAGIC) {
         // Only reachable when called directly; detect() checks the magic first.
@@ -109,7 +109,7 @@ fn header(image: &[u8]) -> Result<Header, KernelError> {
     Ok(Header { elf64, phoff, phentsize, phnum })
 }
 
-fn phdr(image: &[u8], h: &Header, i: u16) -> Option<Phdr> {
+pub(crate) fn phdr(image: &[u8], h: &Header, i: u16) -> Option<Phdr> {
     let at = h.phoff.checked_add(h.phentsize * u64::from(i))?;
     let ph = slice(image, at, h.phentsize)?;
     Some(if h.elf64 {
@@ -162,7 +162,7 @@ fn is_xen(name: &[u8]) -> bool {
 }
 
 /// Call `f(type, desc)` for every note named "Xen" in every `PT_NOTE` segment.
-fn for_each_xen_note<'a>(
+pub(crate) fn for_each_xen_note<'a>(
     image: &'a [u8],
     h: &Header,
     f: &mut dyn FnMut(u32, &'a [u8]) -> Result<(), KernelError>,

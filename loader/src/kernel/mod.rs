@@ -6,6 +6,7 @@
 pub mod bzimage;
 pub mod decompress;
 pub mod elf;
+pub mod pv;
 
 use core::fmt;
 
@@ -130,6 +131,12 @@ pub enum KernelError {
     ElfBadPhys32Entry { descsz: u32 },
     /// No `XEN_ELFNOTE_PHYS32_ENTRY`.
     ElfNoPhys32Entry,
+
+    // ---- Xen PV kernels ----
+    /// A PV kernel the loader cannot boot, and why.
+    Pv(pv::PvProblem),
+    /// The bzImage's payload did not decompress.
+    PvPayload(decompress::DecompressError),
 }
 
 fn ver(v: u16) -> (u16, u16) {
@@ -196,6 +203,8 @@ impl fmt::Display for KernelError {
                 write!(f, "ELF: XEN_ELFNOTE_PHYS32_ENTRY descriptor is {descsz} bytes (need 4 or 8)")
             }
             ElfNoPhys32Entry => f.write_str("ELF kernel has no XEN_ELFNOTE_PHYS32_ENTRY note: not a PVH kernel"),
+            Pv(p) => write!(f, "PV kernel: {p}"),
+            PvPayload(e) => write!(f, "PV kernel: bzImage payload: {e}"),
         }
     }
 }
