@@ -18,6 +18,7 @@ use crate::handoff::HandoffError;
 use crate::handoff::boot_params::kernel_placement;
 use crate::kernel::bzimage::BzImage;
 use crate::kernel::elf::PvhElf;
+use crate::kernel::pv::PvElf;
 use crate::kernel::{Kernel, KernelError, detect};
 use crate::mem::{PAGE, RegionAllocator};
 use crate::volume::{Disk, FileError, GuestMemory, SearchKey, Volume};
@@ -99,6 +100,13 @@ pub enum PlaceError {
     PvhStaging {
         len: u64,
     },
+    /// The PV kernel's start-of-day region (it lives at fixed frames) is not free RAM.
+    PvRegion {
+        start: u64,
+        end: u64,
+    },
+    /// A PV kernel, but the loader is not a PV guest (or the other way round).
+    PvMismatch,
     Handoff(HandoffError),
 }
 
@@ -120,6 +128,12 @@ impl fmt::Display for PlaceError {
             PlaceError::PvhStaging { len } => {
                 write!(f, "PVH kernel: no free RAM to stage {} while its segments overwrite the memdisk", size_str(len))
             }
+            PlaceError::PvRegion { start, end } => write!(
+                f,
+                "PV kernel: its start of day at {start:#x}-{end:#x} is not free RAM (the loader, its memdisk or the \
+                 files read are there, or the domain is too small)"
+            ),
+            PlaceError::PvMismatch => f.write_str("a PV kernel can only be booted by pv-boot, in a PV domain"),
             PlaceError::Handoff(e) => e.fmt(f),
         }
     }
@@ -249,6 +263,9 @@ pub struct Files<'x, 'a> {
     pub reads: Vec<(String, u64, u64)>,
     /// A microsecond clock for those timings.
     pub clock: fn() -> u64,
+    /// The loader is a Xen PV guest: kernels are PV kernels (a bzImage's payload is
+    /// decompressed here).
+    pub pv: bool,
 }
 
 /// A file's bytes and where they lie in guest memory. `in_place`: they could be used
@@ -313,6 +330,9 @@ pub enum Prepared<'a> {
     Linux { kernel: BzImage<'a>, kernel_paddr: u64, initrd: Vec<FileData<'a>>, cmdline: String },
     /// An ELF with `XEN_ELFNOTE_PHYS32_ENTRY`.
     Pvh { image: FileData<'a>, elf: PvhElf, initrd: Vec<FileData<'a>>, cmdline: String },
+    /// A Xen PV kernel (pv-boot): `image` is its ELF (a bzImage's payload, decompressed),
+    /// `file_len` the kernel file's size.
+    Pv { image: FileData<'a>, elf: PvElf, file_len: u64, initrd: Vec<FileData<'a>>, cmdline: String },
 }
 
 impl Prepared<'_> {
@@ -326,6 +346,7 @@ impl Prepared<'_> {
             Prepared::Pvh { image, initrd, cmdline, .. } => {
                 ("PVH ELF", image.data.len() as u64, sizes(initrd), cmdline)
             }
+            Prepared::Pv { file_len, initrd, cmdline, .. } => ("PV kernel", *file_len, sizes(initrd), cmdline),
         }
     }
 }
@@ -360,6 +381,53 @@ pub fn prepare_kernel_step<'a>(
         initrd.push(FileData { data: m.data, paddr: m.paddr, in_place: true });
     }
     let cmdline = kernel_cmdline(&step.cmdline, domain);
+    let file_name = |files: &Files| match (&step.kernel.volume, root) {
+        (None, Root::Volume(i)) => match files.volumes.get(*i) {
+            Some(v) => format!("({}){}", v.name, step.kernel.path),
+            None => step.kernel.to_string(),
+        },
+        _ => step.kernel.to_string(),
+    };
+    if files.pv {
+        let kerr = |files: &Files, cause| BootError::Kernel { file: file_name(files), cause };
+        let image = if kfile.data.starts_with(crate::kernel::elf::ELF_MAGIC) {
+            kfile
+        } else {
+            let bz = crate::kernel::bzimage::parse(kfile.data).map_err(|e| kerr(files, e))?;
+            let cap = crate::kernel::pv::pv_output_size(&bz);
+            let (paddr, buf) = mem
+                .alloc(cap as u64)
+                .ok_or(BootError::Place(PlaceError::NoRam { what: "the decompressed PV kernel" }))?;
+            // The dictionary-based decoders allocate their window on the heap: lend it RAM
+            // for the decompression (xz and lzma: up to 64 MiB; zstd: the frame's window,
+            // capped; bzip2: its 900 KiB blocks).
+            use crate::kernel::decompress::Format;
+            let lend: u64 = match bz.payload_format() {
+                Some(Format::Xz | Format::Lzma) => 80 << 20,
+                Some(Format::Zstd) => 112 << 20,
+                Some(Format::Bzip2) => 16 << 20,
+                _ => 0,
+            };
+            let lent = lend > 0 && mem.scratch(lend);
+            let t0 = (files.clock)();
+            let img = crate::kernel::pv::pv_kernel_image(kfile.data, buf);
+            let us = (files.clock)().saturating_sub(t0);
+            if lent {
+                mem.end_scratch();
+            }
+            let img = img.map_err(|e| kerr(files, e))?;
+            log(format!(
+                "{}: {} payload, {} decompressed in {} ms",
+                file_name(files),
+                bz.payload_format().map(|f| f.name()).unwrap_or("?"),
+                size_str(img.len() as u64),
+                us / 1000
+            ));
+            FileData { data: img, paddr, in_place: true }
+        };
+        let elf = crate::kernel::pv::parse_pv(image.data).map_err(|e| kerr(files, e))?;
+        return Ok(Prepared::Pv { image, elf, file_len: kfile.data.len() as u64, initrd, cmdline });
+    }
     match detect(kfile.data) {
         Ok(Kernel::BzImage(kernel)) => {
             // The protected-mode part's address: the file's, past the real-mode setup.
@@ -367,16 +435,7 @@ pub fn prepare_kernel_step<'a>(
             Ok(Prepared::Linux { kernel, kernel_paddr: kfile.paddr + off, initrd, cmdline })
         }
         Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile, elf, initrd, cmdline }),
-        Err(cause) => {
-            let file = match (&step.kernel.volume, root) {
-                (None, Root::Volume(i)) => match files.volumes.get(*i) {
-                    Some(v) => format!("({}){}", v.name, step.kernel.path),
-                    None => step.kernel.to_string(),
-                },
-                _ => step.kernel.to_string(),
-            };
-            Err(BootError::Kernel { file, cause })
-        }
+        Err(cause) => Err(BootError::Kernel { file: file_name(files), cause }),
     }
 }
 

@@ -28,7 +28,13 @@ static OLD_PT_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// Boot from the builder's `start_info` (virtual address in `%rsi`) to a launch plan;
 /// `trampoline` is the page [`carry_out`] switches page tables from.
-pub fn boot(start_info: u64, image: Image, trampoline: u64, init_heap: &mut dyn FnMut(u64, usize)) -> LaunchPlan {
+pub fn boot(
+    start_info: u64,
+    image: Image,
+    trampoline: u64,
+    init_heap: &mut dyn FnMut(u64, usize),
+    scratch: unsafe fn(Option<(u64, u64)>) -> bool,
+) -> LaunchPlan {
     // SAFETY: `start_info` is what the domain builder passed us in %rsi.
     let si = unsafe { pv::PvStart::read(start_info) };
     pv::init(&si);
@@ -94,7 +100,14 @@ pub fn boot(start_info: u64, image: Image, trampoline: u64, init_heap: &mut dyn 
             heap
         );
         if let Some(x) = &xen_up {
-            say!(con, "Xen {}.{}, shared_info and {} grant frames at {:#x}", x.version.0, x.version.1, x.grant_frames, x.hole);
+            say!(
+                con,
+                "Xen {}.{}, shared_info and {} grant frames at {:#x}",
+                x.version.0,
+                x.version.1,
+                x.grant_frames,
+                x.hole
+            );
         }
     }
     // SAFETY: the p2m list is nr_pages u64s in the builder's region (mapped, reserved).
@@ -112,12 +125,13 @@ pub fn boot(start_info: u64, image: Image, trampoline: u64, init_heap: &mut dyn 
         tables: Vec::from([map.builder_pt, map.pool, map.boot]),
     };
 
-    let mut platform = HwPlatform { xen: xen_up, ram_end };
+    let mut platform = HwPlatform { xen: xen_up, ram_end, scratch: Some(scratch) };
     let outcome = {
         let memdisk = if hdr.memdisk_len == 0 {
             None
         } else {
-            if hdr.memdisk_paddr < image.end || hdr.memdisk_paddr.checked_add(hdr.memdisk_len).is_none_or(|e| e > ram_end)
+            if hdr.memdisk_paddr < image.end
+                || hdr.memdisk_paddr.checked_add(hdr.memdisk_len).is_none_or(|e| e > ram_end)
             {
                 fatal(format_args!(
                     "image header: memdisk at {:#x}+{:#x} is not where an image puts it",
@@ -136,12 +150,16 @@ pub fn boot(start_info: u64, image: Image, trampoline: u64, init_heap: &mut dyn 
         };
         let modules: Vec<ModuleData> = module
             .filter(|&(at, len)| at.checked_add(len).is_some_and(|e| e <= ram_end))
-            // SAFETY: the builder loaded xl's ramdisk= there (inside RAM, checked); it is
-            // reserved, so nothing overwrites it while the session runs.
-            .map(|(at, len)| ModuleData { paddr: at, data: unsafe { crate::platform::io::phys_slice(at, len as usize) } })
+            .map(|(at, len)| ModuleData {
+                paddr: at,
+                // SAFETY: the builder loaded xl's ramdisk= there (inside RAM, checked); it
+                // is reserved, so nothing overwrites it while the session runs.
+                data: unsafe { crate::platform::io::phys_slice(at, len as usize) },
+            })
             .into_iter()
             .collect();
-        let env = BootEnv { cmdline: &cmdline, memdisk, modules: &modules, ram, e820: &e820, rsdp: 0, pv: Some(target) };
+        let env =
+            BootEnv { cmdline: &cmdline, memdisk, modules: &modules, ram, e820: &e820, rsdp: 0, pv: Some(target) };
         session::run(env, &mut platform, con, &mut Trace::default())
     };
     match outcome {
@@ -183,7 +201,8 @@ pub unsafe fn prepare_switch(plan: &LaunchPlan, tramp_stub: *mut u8, tramp_ops: 
             )
         };
     }
-    let mfn = |pfn: u64| pv::mfn_of(pfn).unwrap_or_else(|| fatal(format_args!("PV handoff: pfn {pfn:#x} has no frame")));
+    let mfn =
+        |pfn: u64| pv::mfn_of(pfn).unwrap_or_else(|| fatal(format_args!("PV handoff: pfn {pfn:#x} has no frame")));
     for pfn in pt_pfn..pt_pfn + pt_frames {
         // SAFETY: the frame holds a new table (written by the plan's copies) and is not
         // written again; Xen validates a table only while no writable mapping exists.

@@ -200,10 +200,15 @@ pub fn fatal(msg: impl core::fmt::Display) -> ! {
 
 /// The hardware [`Platform`]: Xen blkfront or virtio disks, the TSC clock, guest RAM
 /// by identity map.
+/// The binary's second heap: lend it a region, or take it back (Platform::scratch_heap).
+pub type ScratchHook = unsafe fn(Option<(u64, u64)>) -> bool;
+
 pub struct HwPlatform {
     pub xen: Option<xen::Xen>,
     /// Guest RAM the loader maps one to one ends here (4 GiB on PVH: pvh.S's map).
     pub ram_end: u64,
+    /// The binary's second heap, when it has one (pv-boot): see Platform::scratch_heap.
+    pub scratch: Option<ScratchHook>,
 }
 
 impl Platform for HwPlatform {
@@ -241,6 +246,16 @@ impl Platform for HwPlatform {
         // SAFETY: below ram_end (identity mapped by pvh.S, or one to one by
         // xen::pv::extend_map); the caller guarantees the range is free RAM handed out once.
         Some(unsafe { io::phys_slice_mut(paddr, len as usize) })
+    }
+
+    unsafe fn scratch_heap(&mut self, region: Option<(u64, u64)>) -> bool {
+        match (self.scratch, region) {
+            (None, _) => false,
+            (Some(_), Some((at, len))) if at.checked_add(len).is_none_or(|e| e > self.ram_end) => false,
+            // SAFETY: the caller's contract (free RAM, unused until the loan ends), and the
+            // range is inside the one-to-one map (checked above).
+            (Some(f), r) => unsafe { f(r) },
+        }
     }
 
     fn crash(&mut self, how: Crash) {
@@ -460,7 +475,7 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
 
     // The memdisk and the modules are borrowed only inside this block: once the session
     // returns its plan, no slice over them is alive, so the plan may copy over them.
-    let mut platform = HwPlatform { xen: xen_up, ram_end: GIB4 };
+    let mut platform = HwPlatform { xen: xen_up, ram_end: GIB4, scratch: None };
     let outcome = {
         let memdisk = if hdr.memdisk_len == 0 {
             None
@@ -496,8 +511,7 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
             // it is reserved in `ram`, so nothing overwrites it while the session runs.
             .map(|m| ModuleData { paddr: m.paddr, data: unsafe { io::phys_slice(m.paddr, m.size as usize) } })
             .collect();
-        let env =
-            BootEnv {
+        let env = BootEnv {
             cmdline: &bi.cmdline,
             memdisk,
             modules: &modules,

@@ -408,7 +408,6 @@ impl std::fmt::Display for Entry {
 }
 
 impl ImageInfo<'_> {
-
     /// Does the memdisk match the header's checksum? `None` without a memdisk.
     pub fn checksum_ok(&self) -> Option<bool> {
         self.memdisk.map(|m| self.header.check(m.bytes).is_ok())

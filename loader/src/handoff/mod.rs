@@ -4,6 +4,7 @@
 //! results and jumps (see docs/linux-handoff.md).
 
 pub mod boot_params;
+pub mod pv;
 pub mod start_info;
 
 use core::fmt;
@@ -29,6 +30,12 @@ pub enum HandoffError {
     SetupDataNoAddress,
     /// More e820 entries than a `setup_data` node can describe.
     E820TooLarge { entries: usize },
+    /// PV: the start-of-day layout needs more of the domain than it has.
+    PvTooSmall { need_pages: u64, have_pages: u64 },
+    /// PV: the command line is longer than start_info's 1023 bytes.
+    PvCmdlineTooLong { len: usize },
+    /// PV: the trampoline page's address falls inside the kernel's mapping.
+    PvTrampolineClash { va: u64 },
 }
 
 impl fmt::Display for HandoffError {
@@ -57,6 +64,18 @@ impl fmt::Display for HandoffError {
                 f.write_str("boot_params: more than 128 e820 entries but no address for the setup_data blob")
             }
             E820TooLarge { entries } => write!(f, "boot_params: {entries} e820 entries are too many"),
+            PvTooSmall { need_pages, have_pages } => write!(
+                f,
+                "PV layout: the kernel's start of day needs {} MiB of the domain's {} MiB (give it more memory)",
+                need_pages >> 8,
+                have_pages >> 8
+            ),
+            PvCmdlineTooLong { len } => {
+                write!(f, "PV start_info: the command line is {len} bytes, start_info holds at most 1023")
+            }
+            PvTrampolineClash { va } => {
+                write!(f, "PV layout: the loader's trampoline at {va:#x} falls inside the kernel's mapping")
+            }
         }
     }
 }

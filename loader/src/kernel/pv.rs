@@ -70,9 +70,9 @@ impl fmt::Display for PvProblem {
             PvProblem::BadNote(t) => write!(f, "Xen note {t}: descriptor is not 4 or 8 bytes"),
             PvProblem::Layout(what) => write!(f, "bad layout: {what}"),
             PvProblem::TooLarge(n) => write!(f, "the image spans {n:#x} bytes, more than 1 GiB"),
-            PvProblem::NoPayload => {
-                f.write_str("bzImage without a known compressed payload (boot protocol 2.08+ and a known format needed)")
-            }
+            PvProblem::NoPayload => f.write_str(
+                "bzImage without a known compressed payload (boot protocol 2.08+ and a known format needed)",
+            ),
             PvProblem::PayloadNotElf => f.write_str("the bzImage payload does not decompress to an ELF"),
         }
     }
@@ -337,7 +337,10 @@ mod tests {
         n[4] = note(1, &0x1000u64.to_le_bytes());
         assert!(parse_pv(&linux_like(0x2000, &n)).unwrap_err().to_string().contains("entry point is outside"));
         assert_eq!(parse_pv(&linux_like(0x2000, &[])), Err(KernelError::Pv(PvProblem::NoNotes)));
-        assert!(matches!(parse_pv(&linux_like(0x4100_0000, &linux_notes())), Err(KernelError::Pv(PvProblem::TooLarge(_)))));
+        assert!(matches!(
+            parse_pv(&linux_like(0x4100_0000, &linux_notes())),
+            Err(KernelError::Pv(PvProblem::TooLarge(_)))
+        ));
         let mut n = linux_notes();
         n[5] = note(2, &[1, 2, 3]);
         assert_eq!(parse_pv(&linux_like(0x2000, &n)), Err(KernelError::Pv(PvProblem::BadNote(2))));

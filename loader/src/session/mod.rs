@@ -65,6 +65,15 @@ pub trait Platform {
     fn crash(&mut self, how: Crash) {
         panic!("rxen.crash={how}: panicking on purpose");
     }
+    /// Lend `Some((addr, len))` of free RAM to the loader's heap, or take the loan back
+    /// (`None`: true only when nothing allocated from it is still alive, so the RAM can be
+    /// reused). Platforms without a second heap return false.
+    ///
+    /// # Safety
+    /// `Some`: the range must be free RAM no one else uses until the loan ends.
+    unsafe fn scratch_heap(&mut self, _region: Option<(u64, u64)>) -> bool {
+        false
+    }
     /// Decide, never act (`explain`): grubenv writes are described, not done.
     fn dry_run(&self) -> bool {
         false
@@ -110,6 +119,7 @@ pub struct PvTarget<'a> {
 
 /// How the session ended.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per boot, moved once
 pub enum Outcome {
     Boot(LaunchPlan),
     /// Nothing booted (code 2), or the policy could not be read (code 1).
@@ -192,6 +202,8 @@ pub fn policy_uses_disks(policy: &Policy) -> bool {
 struct Pages<'p> {
     ram: &'p mut RegionAllocator,
     platform: &'p mut dyn Platform,
+    /// RAM lent to the loader's allocator ([`GuestMemory::scratch`]).
+    scratch: Option<(u64, u64)>,
 }
 
 impl GuestMemory for Pages<'_> {
@@ -202,6 +214,32 @@ impl GuestMemory for Pages<'_> {
         // it), so no one else uses it.
         let buf = unsafe { self.platform.map_guest(at, len) }?;
         Some((at, buf))
+    }
+
+    fn scratch(&mut self, len: u64) -> bool {
+        if self.scratch.is_some() {
+            return false;
+        }
+        let Some(at) = self.ram.alloc_top(len, 1 << 21, GUEST_LIMIT) else { return false };
+        // SAFETY: [at, at + len) was just taken from the boot's allocator (free RAM no one
+        // uses) and goes back to it only after end_scratch's platform call says the heap
+        // no longer holds any of it.
+        if unsafe { self.platform.scratch_heap(Some((at, len))) } {
+            self.scratch = Some((at, len));
+            true
+        } else {
+            self.ram.release(at, len);
+            false
+        }
+    }
+
+    fn end_scratch(&mut self) {
+        if let Some((at, len)) = self.scratch.take() {
+            // SAFETY: None withdraws the loan; the platform refuses while allocations live.
+            if unsafe { self.platform.scratch_heap(None) } {
+                self.ram.release(at, len);
+            }
+        }
     }
 }
 
@@ -377,7 +415,7 @@ impl<'a> Session<'_, 'a> {
     /// Where this attempt's files come from: the memdisk, the modules, `volumes`.
     fn files<'x>(&self, disks: &'x [Disk], volumes: &'x mut [Volume]) -> Files<'x, 'a> {
         let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
-        Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock }
+        Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock, pv: self.env.pv.is_some() }
     }
 
     /// With `rxen.debug`, print each file read from a disk: its size, the time and the
@@ -443,7 +481,7 @@ impl<'a> Session<'_, 'a> {
             },
             StepKind::Kernel(k) => {
                 let mut files = self.files(disks, &mut *volumes);
-                let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
+                let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform, scratch: None };
                 let r =
                     boot::prepare_kernel_step(k, &mut files, &self.root, &self.domain, &mut mem, &mut |m| logs.push(m));
                 let mut reads = core::mem::take(&mut files.reads);
@@ -505,7 +543,7 @@ impl<'a> Session<'_, 'a> {
             say!(self.con, "entry {title:?}");
             let mut logs = Vec::new();
             let mut files = self.files(disks, &mut *volumes);
-            let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform };
+            let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform, scratch: None };
             let r =
                 bootcfg::prepare_entry(choice, idx, edited.as_deref(), &mut files, &self.domain, &mut mem, &mut |m| {
                     logs.push(m)
@@ -597,7 +635,7 @@ impl<'a> Session<'_, 'a> {
             let at = e820.iter().position(|e| e.addr > r.start).unwrap_or(e820.len());
             e820.insert(at, E820Entry { addr: r.start, size: r.end - r.start, kind: crate::mem::E820_RESERVED });
         }
-        let (copies, jump, msg) = plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk)?;
+        let (copies, jump, msg) = plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk, self.env.pv.as_ref())?;
         if let Some(msg) = msg {
             say!(self.con, "{msg}");
         }
@@ -623,6 +661,7 @@ impl<'a> Session<'_, 'a> {
         let (kind, kernel_bytes, initrds, cmdline) = p.summary();
         match jump {
             plan::Jump::Pvh { entry, .. } => say!(self.con, "booting PVH kernel at {entry:#x}: {cmdline}"),
+            plan::Jump::Pv { entry, .. } => say!(self.con, "booting PV kernel at {entry:#x}: {cmdline}"),
             _ => say!(self.con, "booting: {cmdline}"),
         }
         let summary = BootSummary {

@@ -12,8 +12,10 @@ use alloc::vec::Vec;
 
 use crate::boot::{self, BootError, FileData, PlaceError, Prepared};
 use crate::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
+use crate::handoff::pv as pvh;
 use crate::handoff::start_info::build_start_info;
-use crate::mem::{E820Entry, RegionAllocator};
+use crate::mem::{E820Entry, PAGE, RegionAllocator};
+use crate::session::PvTarget;
 
 /// Where a copy's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,9 +110,78 @@ pub fn build(
     e820: &[E820Entry],
     rsdp: u64,
     memdisk: Option<(u64, u64)>,
+    pv: Option<&PvTarget>,
 ) -> Result<(Vec<Copy>, Jump, Option<String>), BootError> {
     let mut copies = Vec::new();
+    let handoff = |e| BootError::Place(PlaceError::Handoff(e));
     match p {
+        Prepared::Pv { image, elf, initrd, cmdline, .. } => {
+            let t = pv.ok_or(BootError::Place(PlaceError::PvMismatch))?;
+            let input = pvh::PvLayoutInput {
+                elf,
+                initrd_len: initrd.iter().map(|f| f.data.len() as u64).sum(),
+                nr_pages: t.nr_pages,
+                cmdline,
+                trampoline_pfn: t.trampoline_pfn,
+            };
+            let l = pvh::layout(&input).map_err(handoff)?;
+            let (start, end) = (l.kernel_pfn * PAGE, l.end_pfn * PAGE);
+            // The kernel's frames are fixed: they must all be free (the loader, its
+            // memdisk, its page tables and the files read are reserved).
+            if !alloc.alloc_at(start, end - start) {
+                return Err(BootError::Place(PlaceError::PvRegion { start, end }));
+            }
+            let read_only = |pfn: u64| t.tables.iter().any(|&(a, n)| pfn >= a && pfn < a + n);
+            let tables = pvh::page_tables(&input, &l, t.p2m, &read_only).map_err(handoff)?;
+            let si = pvh::start_info(
+                &l,
+                &pvh::PvStartInfo {
+                    nr_pages: t.nr_pages,
+                    shared_info: t.shared_info,
+                    flags: t.flags,
+                    store_mfn: t.store_mfn,
+                    store_evtchn: t.store_evtchn,
+                    console_mfn: t.console_mfn,
+                    console_evtchn: t.console_evtchn,
+                    cmdline,
+                },
+            );
+            // Everything but the kernel's own frames is zero first (padding included:
+            // the stack and what Linux takes for its early allocations).
+            copies.push(Copy { dst: start, len: end - start, src: Source::Zero });
+            for s in &elf.segments {
+                let dst = elf.pfn(s.vaddr) * PAGE + s.vaddr % PAGE;
+                copies.push(Copy { dst, len: s.filesz, src: Source::Phys(image.paddr + s.offset) });
+            }
+            if let Some((pfn, _)) = l.initrd {
+                parts(&mut copies, pfn * PAGE, initrd);
+            }
+            let p2m_bytes = t.nr_pages * 8;
+            copies.push(Copy { dst: l.p2m_pfn * PAGE, len: p2m_bytes, src: Source::Phys(t.p2m.as_ptr() as u64) });
+            copies.push(Copy { dst: l.start_info_pfn * PAGE, len: si.len() as u64, src: Source::Bytes(si) });
+            copies.push(Copy { dst: l.pt_pfn * PAGE, len: tables.len() as u64, src: Source::Bytes(tables) });
+            let msg = alloc::format!(
+                "PV kernel at {:#x} (frames {:#x}-{:#x}), initrd {}, {} page-table frames, entry {:#x}",
+                elf.virt_kstart,
+                l.kernel_pfn,
+                l.end_pfn,
+                match l.initrd {
+                    Some((pfn, len)) => alloc::format!("{} at frame {pfn:#x}", boot::size_str(len)),
+                    None => String::from("none"),
+                },
+                l.pt_frames,
+                elf.entry
+            );
+            let jump = Jump::Pv {
+                entry: elf.entry,
+                stack: l.va(l.stack_pfn + 1),
+                start_info: l.va(l.start_info_pfn),
+                pt_pfn: l.pt_pfn,
+                pt_frames: l.pt_frames,
+                hypercall_page: elf.hypercall_page.map(|va| elf.pfn(va)),
+            };
+            Ok((copies, jump, Some(msg)))
+        }
         Prepared::Linux { kernel, kernel_paddr, initrd, cmdline } => {
             let setup_len = if e820.len() > 128 { 16 + (e820.len() as u64 - 128) * 20 } else { 0 };
             let pl = boot::place_linux(alloc, kernel, initrd, cmdline.len(), setup_len)?;

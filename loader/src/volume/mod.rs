@@ -389,6 +389,14 @@ pub trait GuestMemory {
     /// slice over it, owned by the caller for the rest of this boot: never handed out
     /// again.
     fn alloc(&mut self, len: u64) -> Option<(u64, &'static mut [u8])>;
+    /// Lend the loader's allocator `len` more bytes of RAM for a while (a decompressor's
+    /// dictionary), until [`GuestMemory::end_scratch`] gives them back. False when there
+    /// is no such RAM or the platform cannot grow its heap.
+    fn scratch(&mut self, _len: u64) -> bool {
+        false
+    }
+    /// End the loan of [`GuestMemory::scratch`] (everything allocated from it is freed).
+    fn end_scratch(&mut self) {}
 }
 
 /// Largest file read from a disk (a kernel or an initrd).

@@ -234,9 +234,8 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64) -> Result<(), i64> {
 /// As for [`mmu_update`].
 pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> Result<(), i64> {
     // SAFETY: the caller vouches for the operations; Xen reads `ops.len()` entries.
-    match unsafe {
-        hypercall(HYPERVISOR_MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, 0, u64::from(DOMID_SELF), 0)
-    } {
+    match unsafe { hypercall(HYPERVISOR_MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, 0, u64::from(DOMID_SELF), 0) }
+    {
         0 => Ok(()),
         rc => Err(rc),
     }
@@ -422,9 +421,8 @@ pub fn grant_frames(frames: &mut [u64]) -> Result<(), XenError> {
     };
     // SAFETY: GNTTABOP_setup_table (grant_table.h) writes `nr_frames` mfns to
     // `frame_list`, which has that many slots, and changes nothing else of ours.
-    let rc = unsafe {
-        hypercall(HYPERVISOR_GRANT_TABLE_OP, u64::from(GNTTABOP_SETUP_TABLE), &raw mut s as u64, 1, 0, 0)
-    };
+    let rc =
+        unsafe { hypercall(HYPERVISOR_GRANT_TABLE_OP, u64::from(GNTTABOP_SETUP_TABLE), &raw mut s as u64, 1, 0, 0) };
     match (rc, s.status) {
         (0, 0) => Ok(()),
         (0, st) => Err(XenError::Hypercall("GNTTABOP_setup_table", i64::from(st))),

@@ -81,7 +81,11 @@ impl Xenstore {
             // SAFETY: PV: start_info's store page, mapped one to one (pv::init), shared
             // with xenstored alone for the life of the domain.
             return Ok(unsafe {
-                Xenstore::over(va as usize as *mut XenstoreDomainInterface, alloc::boxed::Box::new(Evtchn(port)), REQUEST_MS)
+                Xenstore::over(
+                    va as usize as *mut XenstoreDomainInterface,
+                    alloc::boxed::Box::new(Evtchn(port)),
+                    REQUEST_MS,
+                )
             });
         }
         let pfn = super::hvm_param(HVM_PARAM_STORE_PFN).map_err(|_| XsError::NoStore)?;
