@@ -398,17 +398,25 @@ pub fn prepare_kernel_step<'a>(
             let (paddr, buf) = mem
                 .alloc(cap as u64)
                 .ok_or(BootError::Place(PlaceError::NoRam { what: "the decompressed PV kernel" }))?;
-            // The dictionary-based decoders allocate their window on the heap: lend it RAM
-            // for the decompression (xz and lzma: up to 64 MiB; zstd: the frame's window,
-            // capped; bzip2: its 900 KiB blocks).
-            use crate::kernel::decompress::Format;
-            let lend: u64 = match bz.payload_format() {
-                Some(Format::Xz | Format::Lzma) => 80 << 20,
-                Some(Format::Zstd) => 112 << 20,
-                Some(Format::Bzip2) => 16 << 20,
+            // The dictionary decoders keep their window on the heap: lend it RAM for the
+            // decompression (decompress::working_memory), or refuse by name when the domain
+            // has not that much free: a failed allocation must never happen inside a decoder.
+            let format = bz.payload_format();
+            let lend = match (format, bz.payload()) {
+                (Some(f), Some(p)) => crate::kernel::decompress::working_memory(f, p, cap as u64),
                 _ => 0,
             };
-            let lent = lend > 0 && mem.scratch(lend);
+            const MAIN_HEAP_SPARE: u64 = 2 << 20;
+            if lend > MAIN_HEAP_SPARE && !mem.scratch(lend) {
+                log(format!(
+                    "{}: the {} decoder needs {} of working memory; the domain has not that much free",
+                    file_name(files),
+                    format.map(|f| f.name()).unwrap_or("?"),
+                    size_str(lend)
+                ));
+                return Err(BootError::Place(PlaceError::NoRam { what: "the PV kernel decoder's window" }));
+            }
+            let lent = lend > MAIN_HEAP_SPARE;
             let t0 = (files.clock)();
             let img = crate::kernel::pv::pv_kernel_image(kfile.data, buf);
             let us = (files.clock)().saturating_sub(t0);

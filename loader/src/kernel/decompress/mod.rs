@@ -119,6 +119,30 @@ pub fn size_trailer(payload: &[u8]) -> Option<u32> {
     crate::kernel::le::u32_at(payload, at)
 }
 
+/// The heap the decoder of `format` may need for `payload` with an output of at most
+/// `out_len` bytes, beyond the output buffer: its history window, which the dictionary
+/// decoders grow by doubling, so that on a first-fit heap the blocks already given back
+/// leave holes below each new one: twice the final power of two in all (measured on real
+/// Xen: 1.5x was not enough), plus 2 MiB for tables. The caller makes sure that much is free
+/// before decoding: `ruzstd` cannot report a failed allocation (it panics), so this check
+/// is what keeps a frame that asks for a large window an error in a small guest.
+pub fn working_memory(format: Format, payload: &[u8], out_len: u64) -> u64 {
+    const TABLES: u64 = 2 << 20;
+    let grown = |history: u64| {
+        let cap = history.min(out_len).saturating_add(256 << 10).checked_next_power_of_two().unwrap_or(u64::MAX);
+        cap.saturating_mul(2).saturating_add(TABLES)
+    };
+    match format {
+        // The dictionary is what the header says (xz: assume the 64 MiB the decoder allows,
+        // the block header's value is not read here).
+        Format::Xz => grown(64 << 20),
+        Format::Lzma => grown(crate::kernel::le::u32_at(payload, 1).map_or(64 << 20, u64::from)),
+        Format::Zstd => grown(crate::codec::zstd::window_size(payload).unwrap_or(1 << 27)),
+        Format::Bzip2 => 8 << 20,
+        Format::Gzip | Format::Lzop | Format::Lz4 => TABLES,
+    }
+}
+
 /// The message of the error for output past the buffer (its `Display` adds the size).
 pub const OUTPUT_TOO_LARGE: &str = "output larger than the buffer";
 /// The message of the error for input that ends too early.
