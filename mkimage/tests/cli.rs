@@ -321,7 +321,7 @@ fn policy_kernel_not_in_memdisk() {
             .contains("/vmlinuz is not in the memdisk")
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for cfg in ["configs/generic.toml", "configs/fleet.toml"] {
+    for cfg in ["configs/generic.toml", "configs/generic-pv.toml", "configs/fleet.toml"] {
         ok(&f.build(&["-o", &f.p("out/img4"), "--config", root.join(cfg).to_str().unwrap()]));
     }
 }

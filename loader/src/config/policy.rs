@@ -553,6 +553,7 @@ mod tests {
     fn shipped_configs_parse() {
         for (name, text) in [
             ("generic.toml", include_str!("../../../configs/generic.toml")),
+            ("generic-pv.toml", include_str!("../../../configs/generic-pv.toml")),
             ("fixed-kernel.toml", include_str!("../../../configs/fixed-kernel.toml")),
         ] {
             parse_policy(text).unwrap_or_else(|e| panic!("{}", e.in_file(name)));

@@ -37,6 +37,8 @@ pub use plan::{BootSummary, LaunchPlan};
 
 /// The shipped generic policy, used when the image has no memdisk.
 pub const GENERIC_POLICY: &str = include_str!("../../../configs/generic.toml");
+/// pv-boot's policy without a memdisk: the guest's second stage first.
+pub const GENERIC_PV_POLICY: &str = include_str!("../../../configs/generic-pv.toml");
 
 /// Guest RAM the loader places things in lies below this (identity map).
 const GUEST_LIMIT: u64 = 1 << 32;
@@ -277,6 +279,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
             Ok(b) => core::str::from_utf8(b).map_err(|_| "rxen.toml: not UTF-8".to_string()),
             Err(e) => Err(format!("rxen.toml: {e}")),
         },
+        None if env.pv.is_some() => Ok(GENERIC_PV_POLICY),
         None => Ok(GENERIC_POLICY),
     };
     let policy = policy_text.and_then(|t| parse_policy(t).map_err(|e| e.in_file("rxen.toml").to_string()));
