@@ -81,6 +81,18 @@ pub fn vmlinux() -> PathBuf {
     .clone()
 }
 
+/// The multiboot test kernels (`scripts/build-multiboot-kernel`, tests/multiboot):
+/// `(ELF, flat binary with address fields)`.
+pub fn multiboot_kernels() -> (PathBuf, PathBuf) {
+    static M: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    M.get_or_init(|| {
+        let out = run_ok(&mut Command::new(root().join("scripts/build-multiboot-kernel")));
+        let mut it = out.split_whitespace().map(PathBuf::from);
+        (it.next().expect("mbtest.elf"), it.next().expect("mbtest.bin"))
+    })
+    .clone()
+}
+
 /// The sample busybox initramfs (`scripts/build-initramfs`).
 pub fn initramfs() -> PathBuf {
     static I: OnceLock<PathBuf> = OnceLock::new();

@@ -44,6 +44,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_string();
             let _ = elf::xen_notes(data);
         }
+        Ok(Kernel::Multiboot(k)) => {
+            assert!(k.segments.iter().any(|s| s.paddr <= u64::from(k.entry) && u64::from(k.entry) < s.paddr + s.memsz));
+            let _ = k.to_string();
+        }
         Err(err) => {
             let _ = err.to_string();
             if data.starts_with(elf::ELF_MAGIC) {

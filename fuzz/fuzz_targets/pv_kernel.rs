@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(elf.virt_kstart <= elf.entry && elf.entry < elf.virt_kend);
     let nr = 65536;
-    let input = PvLayoutInput { elf: &elf, initrd_len: 1 << 20, nr_pages: nr, cmdline: "console=hvc0", trampoline_pfn: 0x180 };
+    let input =
+        PvLayoutInput { elf: &elf, initrd_len: 1 << 20, nr_pages: nr, cmdline: "console=hvc0", trampoline_pfn: 0x180 };
     match layout(&input) {
         Ok(l) => {
             assert!(l.end_pfn <= nr);

@@ -18,6 +18,7 @@ use crate::handoff::HandoffError;
 use crate::handoff::boot_params::kernel_placement;
 use crate::kernel::bzimage::BzImage;
 use crate::kernel::elf::PvhElf;
+use crate::kernel::multiboot::MultibootKernel;
 use crate::kernel::pv::PvElf;
 use crate::kernel::{Kernel, KernelError, detect};
 use crate::mem::{PAGE, RegionAllocator};
@@ -333,6 +334,8 @@ pub enum Prepared<'a> {
     /// A Xen PV kernel (pv-boot): `image` is its ELF (a bzImage's payload, decompressed),
     /// `file_len` the kernel file's size.
     Pv { image: FileData<'a>, elf: PvElf, file_len: u64, initrd: Vec<FileData<'a>>, cmdline: String },
+    /// A multiboot (version 1) kernel: the initrds are its modules.
+    Multiboot { image: FileData<'a>, kernel: MultibootKernel, initrd: Vec<FileData<'a>>, cmdline: String },
 }
 
 impl Prepared<'_> {
@@ -347,6 +350,9 @@ impl Prepared<'_> {
                 ("PVH ELF", image.data.len() as u64, sizes(initrd), cmdline)
             }
             Prepared::Pv { file_len, initrd, cmdline, .. } => ("PV kernel", *file_len, sizes(initrd), cmdline),
+            Prepared::Multiboot { image, initrd, cmdline, .. } => {
+                ("multiboot kernel", image.data.len() as u64, sizes(initrd), cmdline)
+            }
         }
     }
 }
@@ -443,6 +449,7 @@ pub fn prepare_kernel_step<'a>(
             Ok(Prepared::Linux { kernel, kernel_paddr: kfile.paddr + off, initrd, cmdline })
         }
         Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile, elf, initrd, cmdline }),
+        Ok(Kernel::Multiboot(kernel)) => Ok(Prepared::Multiboot { image: kfile, kernel, initrd, cmdline }),
         Err(cause) => Err(BootError::Kernel { file: file_name(files), cause }),
     }
 }

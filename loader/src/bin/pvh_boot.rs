@@ -21,8 +21,9 @@ core::arch::global_asm!(include_str!("../arch/x86_64/pvh.S"), options(att_syntax
 core::arch::global_asm!(include_str!("../arch/x86_64/traps.S"), options(att_syntax));
 
 unsafe extern "C" {
-    /// Leave long mode and jump to a 32-bit entry (pvh.S).
-    fn rxen_enter32(entry: u32, ebx: u32, esi: u32) -> !;
+    /// Leave long mode and jump to a 32-bit entry with %ebx, %esi and %eax as given
+    /// (pvh.S).
+    fn rxen_enter32(entry: u32, ebx: u32, esi: u32, eax: u32) -> !;
     /// Load an empty IDT (traps.S): the kernel starts without handlers of ours.
     fn rxen_traps_off();
     static __image_start: u8;
@@ -76,10 +77,16 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         },
         // SAFETY: 32-bit boot protocol: entry at code32_start, %esi = boot_params, below
         // 4 GiB, all in place; rxen_enter32 never returns.
-        Jump::Linux32 { entry, boot_params } => unsafe { rxen_enter32(entry, 0, boot_params) },
+        Jump::Linux32 { entry, boot_params } => unsafe { rxen_enter32(entry, 0, boot_params, 0) },
         // SAFETY: segments, start info and initrd are placed; PVH ABI entry with %ebx =
         // hvm_start_info; never returns.
-        Jump::Pvh { entry, start_info } => unsafe { rxen_enter32(entry, start_info, 0) },
+        Jump::Pvh { entry, start_info } => unsafe { rxen_enter32(entry, start_info, 0, 0) },
+        // SAFETY: segments, modules and the information structure are placed (below
+        // 4 GiB); multiboot entry: %eax = the bootloader magic, %ebx = multiboot_info;
+        // never returns.
+        Jump::Multiboot { entry, info } => unsafe {
+            rxen_enter32(entry, info, 0, rxen_loader::kernel::multiboot::BOOTLOADER_MAGIC)
+        },
         Jump::Pv { .. } => pvh::fatal("a PV kernel's plan in the PVH loader"),
     }
 }

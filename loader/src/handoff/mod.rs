@@ -4,6 +4,7 @@
 //! results and jumps (see docs/linux-handoff.md).
 
 pub mod boot_params;
+pub mod multiboot;
 pub mod pv;
 pub mod start_info;
 

@@ -55,6 +55,7 @@ pub struct PvhElf {
 pub(crate) struct Phdr {
     pub(crate) kind: u32,
     pub(crate) offset: u64,
+    pub(crate) vaddr: u64,
     pub(crate) paddr: u64,
     pub(crate) filesz: u64,
     pub(crate) memsz: u64,
@@ -63,6 +64,8 @@ pub(crate) struct Phdr {
 /// The header facts needed to walk the program headers.
 pub(crate) struct Header {
     pub(crate) elf64: bool,
+    /// `e_entry`.
+    pub(crate) entry: u64,
     phoff: u64,
     phentsize: u64,
     pub(crate) phnum: u16,
@@ -87,6 +90,7 @@ pub(crate) fn header(image: &[u8]) -> Result<Header, KernelError> {
     if machine != EM_386 && machine != EM_X86_64 {
         return Err(KernelError::ElfBadMachine(machine));
     }
+    let entry = if elf64 { u64_at(image, 24) } else { u32_at(image, 24).map(u64::from) }.ok_or(trunc)?;
     let (phoff, phentsize, phnum, min_phent) = if elf64 {
         (u64_at(image, 32).ok_or(trunc)?, u16_at(image, 54).ok_or(trunc)?, u16_at(image, 56).ok_or(trunc)?, 56)
     } else {
@@ -106,7 +110,7 @@ pub(crate) fn header(image: &[u8]) -> Result<Header, KernelError> {
     if slice(image, phoff, table_len).is_none() {
         return Err(KernelError::ElfTruncated(ElfPart::ProgramHeaders));
     }
-    Ok(Header { elf64, phoff, phentsize, phnum })
+    Ok(Header { elf64, entry, phoff, phentsize, phnum })
 }
 
 pub(crate) fn phdr(image: &[u8], h: &Header, i: u16) -> Option<Phdr> {
@@ -116,6 +120,7 @@ pub(crate) fn phdr(image: &[u8], h: &Header, i: u16) -> Option<Phdr> {
         Phdr {
             kind: u32_at(ph, 0)?,
             offset: u64_at(ph, 8)?,
+            vaddr: u64_at(ph, 16)?,
             paddr: u64_at(ph, 24)?,
             filesz: u64_at(ph, 32)?,
             memsz: u64_at(ph, 40)?,
@@ -124,6 +129,7 @@ pub(crate) fn phdr(image: &[u8], h: &Header, i: u16) -> Option<Phdr> {
         Phdr {
             kind: u32_at(ph, 0)?,
             offset: u32_at(ph, 4)?.into(),
+            vaddr: u32_at(ph, 8)?.into(),
             paddr: u32_at(ph, 12)?.into(),
             filesz: u32_at(ph, 16)?.into(),
             memsz: u32_at(ph, 20)?.into(),
@@ -195,9 +201,16 @@ pub fn parse_pvh(image: &[u8]) -> Result<PvhElf, KernelError> {
     })?;
     let entry = entry.ok_or(KernelError::ElfNoPhys32Entry)?;
 
+    let segments = load_segments(image, &h)?;
+    Ok(PvhElf { entry, segments, elf64: h.elf64 })
+}
+
+/// The `PT_LOAD` segments, validated: each within the file, `filesz <= memsz`, below
+/// 4 GiB, none overlapping another; at least one.
+pub(crate) fn load_segments(image: &[u8], h: &Header) -> Result<Vec<Segment>, KernelError> {
     let mut segments: Vec<Segment> = Vec::new();
     for i in 0..h.phnum {
-        let p = phdr(image, &h, i).ok_or(KernelError::ElfTruncated(ElfPart::ProgramHeaders))?;
+        let p = phdr(image, h, i).ok_or(KernelError::ElfTruncated(ElfPart::ProgramHeaders))?;
         if p.kind != PT_LOAD {
             continue;
         }
@@ -223,7 +236,7 @@ pub fn parse_pvh(image: &[u8]) -> Result<PvhElf, KernelError> {
     if segments.is_empty() {
         return Err(KernelError::ElfNoLoadSegments);
     }
-    Ok(PvhElf { entry, segments, elf64: h.elf64 })
+    Ok(segments)
 }
 
 /// Every note named "Xen" as `(type, desc)`, for `inspect`. Best effort: stops at the

@@ -6,6 +6,7 @@
 pub mod bzimage;
 pub mod decompress;
 pub mod elf;
+pub mod multiboot;
 pub mod pv;
 
 use core::fmt;
@@ -18,18 +19,32 @@ pub enum Kernel<'a> {
     /// An ELF kernel with `XEN_ELFNOTE_PHYS32_ENTRY`, booted by the PVH ABI
     /// (`hvm_start_info`).
     PvhElf(elf::PvhElf),
+    /// A multiboot (version 1) kernel, entered with `%eax` = 0x2BADB002 and `%ebx` = the
+    /// multiboot information.
+    Multiboot(multiboot::MultibootKernel),
 }
 
 /// Recognise `image`: ELF magic → [`elf::parse_pvh`]; the boot protocol's `HdrS` magic →
 /// [`bzimage::parse`]; anything else → [`KernelError::Unrecognized`].
+///
+/// A multiboot header (in the first 8 KiB) is looked for in an ELF without the PVH note
+/// and in a file that is neither: [`multiboot::parse`].
 pub fn detect(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     if image.starts_with(elf::ELF_MAGIC) {
-        return elf::parse_pvh(image).map(Kernel::PvhElf);
+        return match elf::parse_pvh(image) {
+            Err(KernelError::ElfNoPhys32Entry) if multiboot::find_header(image).is_ok_and(|h| h.is_some()) => {
+                multiboot::parse(image).map(|k| Kernel::Multiboot(k.expect("a header was found")))
+            }
+            r => r.map(Kernel::PvhElf),
+        };
     }
     if bzimage::has_hdrs(image) {
         return bzimage::parse(image).map(Kernel::BzImage);
     }
-    Err(KernelError::Unrecognized)
+    match multiboot::parse(image)? {
+        Some(k) => Ok(Kernel::Multiboot(k)),
+        None => Err(KernelError::Unrecognized),
+    }
 }
 
 impl fmt::Display for Kernel<'_> {
@@ -37,6 +52,7 @@ impl fmt::Display for Kernel<'_> {
         match self {
             Kernel::BzImage(k) => k.fmt(f),
             Kernel::PvhElf(k) => k.fmt(f),
+            Kernel::Multiboot(k) => k.fmt(f),
         }
     }
 }
@@ -132,11 +148,54 @@ pub enum KernelError {
     /// No `XEN_ELFNOTE_PHYS32_ENTRY`.
     ElfNoPhys32Entry,
 
+    // ---- multiboot ----
+    /// The multiboot header at offset `at` cannot be honoured.
+    Multiboot { at: u32, problem: MultibootProblem },
+
     // ---- Xen PV kernels ----
     /// A PV kernel the loader cannot boot, and why.
     Pv(pv::PvProblem),
     /// The bzImage's payload did not decompress.
     PvPayload(decompress::DecompressError),
+}
+
+/// What is wrong with a multiboot header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultibootProblem {
+    Checksum,
+    /// Requirement flags (bits 0-15) this loader cannot meet.
+    Requirement(u32),
+    /// The address fields are cut off by the end of the file.
+    Truncated,
+    HeaderBeforeLoad,
+    LoadEnd,
+    BssEnd,
+    PastEndOfFile,
+    Above4G,
+    EntryOutside(u32),
+    NotElf,
+}
+
+impl fmt::Display for MultibootProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use MultibootProblem::*;
+        match *self {
+            Checksum => f.write_str("the checksum does not add up"),
+            Requirement(bits) => write!(
+                f,
+                "requirement flags {bits:#x} cannot be met (rxen passes memory information and page-aligns \
+                 modules; there is no video mode on a Xen or microvm console)"
+            ),
+            Truncated => f.write_str("the address fields are truncated"),
+            HeaderBeforeLoad => f.write_str("header_addr is below load_addr, or before the start of the file"),
+            LoadEnd => f.write_str("load_end_addr is below load_addr"),
+            BssEnd => f.write_str("bss_end_addr is below load_end_addr"),
+            PastEndOfFile => f.write_str("load_end_addr reaches past the end of the file"),
+            Above4G => f.write_str("the image reaches past 4 GiB"),
+            EntryOutside(e) => write!(f, "entry {e:#x} is outside the loaded image"),
+            NotElf => f.write_str("neither address fields (flag 16) nor an ELF: nothing says where it loads"),
+        }
+    }
 }
 
 fn ver(v: u16) -> (u16, u16) {
@@ -147,7 +206,7 @@ impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use KernelError::*;
         match *self {
-            Unrecognized => f.write_str("kernel: neither a bzImage (no HdrS at 0x202) nor an ELF (no \\x7fELF)"),
+            Unrecognized => f.write_str("kernel: neither a bzImage (no HdrS at 0x202) nor an ELF (no \\x7fELF) nor multiboot (no header in the first 8 KiB)"),
             BzTooShort { need, have } => {
                 write!(f, "bzImage: image is {have} bytes, too short (need at least {need})")
             }
@@ -203,6 +262,7 @@ impl fmt::Display for KernelError {
                 write!(f, "ELF: XEN_ELFNOTE_PHYS32_ENTRY descriptor is {descsz} bytes (need 4 or 8)")
             }
             ElfNoPhys32Entry => f.write_str("ELF kernel has no XEN_ELFNOTE_PHYS32_ENTRY note: not a PVH kernel"),
+            Multiboot { at, problem } => write!(f, "multiboot header at {at:#x}: {problem}"),
             Pv(p) => write!(f, "PV kernel: {p}"),
             PvPayload(e) => write!(f, "PV kernel: bzImage payload: {e}"),
         }
@@ -245,7 +305,7 @@ mod tests {
         assert_eq!(detect(&[0u8; 4096]).unwrap_err(), KernelError::Unrecognized);
         assert_eq!(
             KernelError::Unrecognized.to_string(),
-            "kernel: neither a bzImage (no HdrS at 0x202) nor an ELF (no \\x7fELF)"
+            "kernel: neither a bzImage (no HdrS at 0x202) nor an ELF (no \\x7fELF) nor multiboot (no header in the first 8 KiB)"
         );
     }
 

@@ -665,6 +665,7 @@ impl<'a> Session<'_, 'a> {
         match jump {
             plan::Jump::Pvh { entry, .. } => say!(self.con, "booting PVH kernel at {entry:#x}: {cmdline}"),
             plan::Jump::Pv { entry, .. } => say!(self.con, "booting PV kernel at {entry:#x}: {cmdline}"),
+            plan::Jump::Multiboot { entry, .. } => say!(self.con, "booting multiboot kernel at {entry:#x}: {cmdline}"),
             _ => say!(self.con, "booting: {cmdline}"),
         }
         let summary = BootSummary {

@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 
 use crate::boot::{self, BootError, FileData, PlaceError, Prepared};
 use crate::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
+use crate::handoff::multiboot::build_info as build_multiboot_info;
 use crate::handoff::pv as pvh;
 use crate::handoff::start_info::build_start_info;
 use crate::mem::{E820Entry, PAGE, RegionAllocator};
@@ -45,6 +46,8 @@ pub enum Jump {
     Linux32 { entry: u32, boot_params: u32 },
     /// PVH: 32-bit protected mode, `%ebx` = hvm_start_info.
     Pvh { entry: u32, start_info: u32 },
+    /// Multiboot: 32-bit protected mode, `%eax` = 0x2BADB002, `%ebx` = multiboot_info.
+    Multiboot { entry: u32, info: u32 },
     /// Xen PV start of day (xen.h): the page tables at `pt_pfn` (`pt_frames` of them, L4
     /// first) pinned and loaded, `%rsp` = `stack`, `%rsi` = `start_info` (virtual
     /// addresses in the kernel's map); the loader's hypercall page copied to pfn
@@ -251,6 +254,43 @@ pub fn build(
             copies.push(Copy { dst: pl.start_info_paddr, len: blob.len() as u64, src: Source::Bytes(blob) });
             let jump = Jump::Pvh { entry: elf.entry, start_info: pl.start_info_paddr as u32 };
             Ok((copies, jump, None))
+        }
+        Prepared::Multiboot { image, kernel, initrd, cmdline } => {
+            if pv.is_some() {
+                return Err(BootError::Place(PlaceError::PvMismatch));
+            }
+            let names: Vec<String> = (0..initrd.len()).map(|i| alloc::format!("module{i}")).collect();
+            let probe_mods: Vec<(u64, u64, &str)> = names.iter().map(|n| (0, 0, n.as_str())).collect();
+            let info_len = build_multiboot_info(0, cmdline, &probe_mods, e820).len() as u64;
+            // The segments go where the kernel says (as a PVH ELF's do); each module on a
+            // page of its own (flag 0 asks for that; it costs nothing); the info high.
+            let loadable = kernel.as_loadable();
+            let pl = boot::place_pvh(alloc, &loadable, image.data.len() as u64, &[], info_len, memdisk)?;
+            let mut mods = Vec::new();
+            for (f, n) in initrd.iter().zip(&names) {
+                let len = f.data.len() as u64;
+                let at = alloc
+                    .alloc_top(len.max(1), PAGE, boot::PLACE_LIMIT)
+                    .ok_or(BootError::Place(PlaceError::NoRam { what: "a multiboot module" }))?;
+                copies.push(Copy { dst: at, len, src: Source::Phys(f.paddr) });
+                mods.push((at, at + len, n.as_str()));
+            }
+            let blob = build_multiboot_info(pl.start_info_paddr, cmdline, &mods, e820);
+            let from = match pl.staging {
+                Some(at) => {
+                    copies.push(Copy { dst: at, len: image.data.len() as u64, src: Source::Phys(image.paddr) });
+                    at
+                }
+                None => image.paddr,
+            };
+            for s in &loadable.segments {
+                copies.push(Copy { dst: s.paddr, len: s.filesz, src: Source::Phys(from + s.offset) });
+                copies.push(Copy { dst: s.paddr + s.filesz, len: s.memsz - s.filesz, src: Source::Zero });
+            }
+            copies.push(Copy { dst: pl.start_info_paddr, len: blob.len() as u64, src: Source::Bytes(blob) });
+            let msg = alloc::format!("{kernel}, {} module(s), info at {:#x}", mods.len(), pl.start_info_paddr);
+            let jump = Jump::Multiboot { entry: kernel.entry, info: pl.start_info_paddr as u32 };
+            Ok((copies, jump, Some(msg)))
         }
     }
 }

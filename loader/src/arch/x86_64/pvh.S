@@ -94,11 +94,11 @@ long_mode_entry:
     hlt
     jmp     3b
 
-/* rxen_enter32(entry: u32 (edi), ebx: u32 (esi), esi: u32 (edx)) -> !
+/* rxen_enter32(entry: u32 (edi), ebx: u32 (esi), esi: u32 (edx), eax: u32 (ecx)) -> !
  * Leave long mode and jump to a 32-bit protected-mode entry with paging off, flat
- * segments, %ebx and %esi as given, and %eax/%ecx/%edx/%edi/%ebp zero: the register state
- * both the PVH ABI (ebx = hvm_start_info) and Linux's 32-bit boot protocol
- * (esi = boot_params; ebp, edi, ebx zero) ask for. Runs from identity-mapped memory below
+ * segments, %ebx, %esi and %eax as given, and %ecx/%edx/%edi/%ebp zero: the register
+ * state the PVH ABI (ebx = hvm_start_info), Linux's 32-bit boot protocol (esi =
+ * boot_params; ebp, edi, ebx zero) and multiboot (eax = 0x2BADB002, ebx = info) ask for. Runs from identity-mapped memory below
  * 4 GiB, so turning paging off does not move the instruction stream. */
     .section .text.enter32, "ax", @progbits
     .code64
@@ -106,6 +106,7 @@ long_mode_entry:
 rxen_enter32:
     cli
     mov     %edi, enter32_target
+    mov     %ecx, enter32_eax
     mov     %esi, %ebx
     mov     %edx, %esi
     pushq   $0x10                       /* __BOOT_CS in gdt32: 32-bit code */
@@ -135,6 +136,7 @@ enter32_compat:
     xor     %edx, %edx
     xor     %edi, %edi
     xor     %ebp, %ebp
+    mov     enter32_eax, %eax
     jmp     *enter32_target
 
     .section .data.boot_gdt, "aw", @progbits
@@ -166,6 +168,8 @@ gdt32_ptr:
     .quad gdt32
     .balign 4
 enter32_target:
+    .long 0
+enter32_eax:
     .long 0
 
     .section .bss.boot_pt, "aw", @nobits
