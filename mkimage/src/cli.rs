@@ -34,6 +34,26 @@ pub struct Cli {
 pub enum Command {
     /// Build a boot image: the loader plus a memdisk holding a boot policy and files.
     Build(BuildArgs),
+    /// Build a fleet's images from a TOML manifest ([defaults], then one [[image]] table
+    /// each: name, kernel, initrd, cmdline or config, add), in parallel, into DIR with a
+    /// SHA256SUMS; all or nothing: a failing image names its manifest line and the
+    /// previous set stays.
+    Batch {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The output directory (replaced atomically).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Threads (default: every core).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Do not syncfs the new set before it replaces the old one.
+        #[arg(long)]
+        no_sync: bool,
+        /// Leave out the loader's function names (as `build --no-symbols`).
+        #[arg(long)]
+        no_symbols: bool,
+    },
     /// Describe an image (or a plain loader): ELF, Xen notes, image header, memdisk, policy.
     Inspect {
         /// The image.
@@ -148,6 +168,17 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build(&args),
+        Command::Batch { manifest, output, jobs, no_sync, no_symbols } => {
+            let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let r = crate::batch::batch(&manifest, &output, threads, !no_sync, !no_symbols, &|| find_loader(None))?;
+            eprintln!(
+                "rxen-mkimage: {} images, {}, in {} (SHA256SUMS)",
+                r.images,
+                image::size_str(r.bytes),
+                r.out.display()
+            );
+            Ok(())
+        }
         Command::Inspect { image } => {
             let bytes = read(&image)?;
             let text = inspect(&image.display().to_string(), &bytes)?;
@@ -232,7 +263,7 @@ fn add_host_file(md: &mut Memdisk, guest: &str, host: &Path) -> Result<()> {
 /// The link map of `loader` (`LOADER.map`, which the loader's build writes), if there is
 /// one that matches it: its function table goes into the memdisk. A missing map is
 /// silently fine; one of another build is reported and left out.
-fn add_symbols(md: &mut Memdisk, loader_path: &Path, loader: &[u8]) {
+pub(crate) fn add_symbols(md: &mut Memdisk, loader_path: &Path, loader: &[u8]) {
     let map_path = link_map_path(loader_path);
     let Ok(map) = fs::read_to_string(&map_path) else { return };
     let table = symbols::table_for(&map, loader);

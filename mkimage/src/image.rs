@@ -167,7 +167,26 @@ pub fn build_image(loader_elf: &[u8], memdisk: &[u8]) -> Result<Vec<u8>> {
 
 /// [`build_image`] with the memdisk size limit as a parameter (for tests).
 pub fn build_image_with_limit(loader_elf: &[u8], memdisk: &[u8], limit: u64) -> Result<Vec<u8>> {
-    let md_len = memdisk.len() as u64;
+    let parts = image_parts(loader_elf, memdisk.len() as u64, rxen_memdisk::sha256(memdisk), limit)?;
+    let mut out = Vec::with_capacity(parts.head.len() + memdisk.len() + parts.tail.len());
+    out.extend_from_slice(&parts.head);
+    out.extend_from_slice(memdisk);
+    out.extend_from_slice(&parts.tail);
+    Ok(out)
+}
+
+/// An image as the bytes around its memdisk: the image is `head`, the memdisk, `tail`.
+#[derive(Clone, Debug)]
+pub struct ImageParts {
+    /// The loader with its image header filled in, padded to the memdisk's offset.
+    pub head: Vec<u8>,
+    /// Padding, then the program headers (the loader's and the memdisk's).
+    pub tail: Vec<u8>,
+}
+
+/// The image of `loader_elf` around a memdisk of `md_len` bytes whose SHA-256 is
+/// `md_sha` (so a caller holding the memdisk in pieces never has to join them).
+pub fn image_parts(loader_elf: &[u8], md_len: u64, md_sha: [u8; 32], limit: u64) -> Result<ImageParts> {
     check_memdisk_size(md_len, limit)?;
     ensure!(md_len != 0, "the memdisk is empty");
 
@@ -198,16 +217,15 @@ pub fn build_image_with_limit(loader_elf: &[u8], memdisk: &[u8], limit: u64) -> 
     let old_phnum = elf.phdrs.len();
     let new_phnum = old_phnum + 1;
     ensure!(new_phnum < PN_XNUM, "too many program headers");
-    let total = usize::try_from(phoff + (new_phnum * PHDR_SIZE) as u64).context("image too large")?;
+    usize::try_from(phoff + (new_phnum * PHDR_SIZE) as u64).context("image too large")?;
 
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(loader_elf);
-    out.resize(md_off as usize, 0);
-    out.extend_from_slice(memdisk);
-    out.resize(phoff as usize, 0);
+    let mut head = Vec::with_capacity(md_off as usize);
+    head.extend_from_slice(loader_elf);
+    head.resize(md_off as usize, 0);
     // The loader's program headers verbatim, then the memdisk's.
+    let mut tail = vec![0u8; (phoff - md_off - md_len) as usize];
     let old_phoff = elf.header.e_phoff as usize;
-    out.extend_from_slice(&loader_elf[old_phoff..old_phoff + old_phnum * PHDR_SIZE]);
+    tail.extend_from_slice(&loader_elf[old_phoff..old_phoff + old_phnum * PHDR_SIZE]);
     let md_phdr = ProgramHeader {
         p_type: PT_LOAD,
         p_flags: PF_R,
@@ -218,17 +236,16 @@ pub fn build_image_with_limit(loader_elf: &[u8], memdisk: &[u8], limit: u64) -> 
         p_memsz: md_len,
         p_align: MEMDISK_ALIGN,
     };
-    out.extend_from_slice(&phdr_bytes(&md_phdr));
-    debug_assert_eq!(out.len(), total);
+    tail.extend_from_slice(&phdr_bytes(&md_phdr));
 
-    out[OFF_E_PHOFF..OFF_E_PHOFF + 8].copy_from_slice(&phoff.to_le_bytes());
-    out[OFF_E_PHNUM..OFF_E_PHNUM + 2].copy_from_slice(&(new_phnum as u16).to_le_bytes());
+    head[OFF_E_PHOFF..OFF_E_PHOFF + 8].copy_from_slice(&phoff.to_le_bytes());
+    head[OFF_E_PHNUM..OFF_E_PHNUM + 2].copy_from_slice(&(new_phnum as u16).to_le_bytes());
 
     header.memdisk_paddr = md_paddr;
     header.memdisk_len = md_len;
-    header.sha256 = rxen_memdisk::sha256(memdisk);
-    out[hoff..hoff + IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
-    Ok(out)
+    header.sha256 = md_sha;
+    head[hoff..hoff + IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
+    Ok(ImageParts { head, tail })
 }
 
 /// A note named "Xen" in a `PT_NOTE` segment.

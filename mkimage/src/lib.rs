@@ -3,6 +3,7 @@
 //! plus a memdisk `PT_LOAD`). See `docs/mkimage.md`.
 
 pub mod assemble;
+pub mod batch;
 pub mod cli;
 pub mod explain;
 pub mod image;

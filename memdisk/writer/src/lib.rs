@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The memdisk writer (host side): a deterministic ustar archive.
 //!
-//! Same files in, same bytes out: entries are sorted by path, every parent directory is
-//! emitted once before its contents, and owner, group and mtime are 0. Built on the `tar`
+//! Same files in, same bytes out: entries are sorted by path (except `rxen.toml`, the
+//! boot policy, which comes last), every parent directory is emitted once before its
+//! contents, and owner, group and mtime are 0. Built on the `tar`
 //! crate's ustar headers; the loader reads the result with `rxen_memdisk::ustar`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,9 @@ impl fmt::Display for WriteError {
 }
 
 impl std::error::Error for WriteError {}
+
+/// The entry written last: the boot policy.
+pub const LAST: &str = "rxen.toml";
 
 /// Collects files, then writes them as one archive.
 #[derive(Debug, Default, Clone)]
@@ -64,13 +68,18 @@ impl MemdiskBuilder {
         self.files.keys().map(String::as_str)
     }
 
-    /// The archive bytes: directories and files in sorted path order, then two zero blocks.
+    /// The archive bytes: directories and files in sorted path order (`rxen.toml` last),
+    /// then two zero blocks.
     pub fn finish(self) -> Vec<u8> {
         let dirs: BTreeSet<&str> = self.files.keys().flat_map(|p| parents(p)).collect();
         let mut all: Vec<(&str, Option<&Vec<u8>>)> = dirs.into_iter().map(|d| (d, None)).collect();
         all.extend(self.files.iter().map(|(p, d)| (p.as_str(), Some(d))));
-        // Sort so that "a/" comes right before "a/..." and after "a.txt"'s siblings alike.
-        all.sort_by(|a, b| a.0.cmp(b.0).then(a.1.is_some().cmp(&b.1.is_some())));
+        // Sort so that "a/" comes right before "a/..." and after "a.txt"'s siblings alike;
+        // the boot policy last, so that images differing only in their policy share every
+        // byte (and the memdisk hash state) before it (`rxen-mkimage batch`).
+        all.sort_by(|a, b| {
+            (a.0 == LAST).cmp(&(b.0 == LAST)).then(a.0.cmp(b.0)).then(a.1.is_some().cmp(&b.1.is_some()))
+        });
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in all {
             let mut h = tar::Header::new_ustar();
