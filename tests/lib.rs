@@ -46,6 +46,8 @@ pub fn release_dir() -> &'static Path {
             "rxen-loader",
             "-p",
             "rxen-mkimage",
+            "-p",
+            "rxen-toolstack",
         ]));
         let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
         dir.join("release")
@@ -55,6 +57,11 @@ pub fn release_dir() -> &'static Path {
 /// The plain loader.
 pub fn loader() -> PathBuf {
     release_dir().join("pvh-boot")
+}
+
+/// The toolstack module, `rxen`.
+pub fn rxen_tool() -> PathBuf {
+    release_dir().join("rxen")
 }
 
 /// The mkimage tool.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Write rxen-mkimage's man pages (clap_mangen) and shell completions (clap_complete)
-//! from its clap definitions, for the Debian package (debian/rules) — so the pages never
-//! drift from the options. Not installed.
+//! Write the man pages (clap_mangen) and shell completions (clap_complete) of
+//! rxen-mkimage and rxen from their clap definitions, for the Debian package
+//! (debian/rules), so the pages never drift from the options. Not installed.
 //!
 //! Usage: rxen-gen-docs OUTDIR   → OUTDIR/man/*.1, OUTDIR/completions/{bash,zsh,fish}/...
 
@@ -26,21 +26,24 @@ fn man_pages(cmd: &clap::Command, name: &'static str, dir: &Path) -> std::io::Re
 }
 
 fn run(out: &Path) -> std::io::Result<()> {
-    let mut cmd = rxen_mkimage::cli::Cli::command();
-    cmd.build();
     let man = out.join("man");
     fs::create_dir_all(&man)?;
-    man_pages(&cmd, "rxen-mkimage", &man)?;
-    for (shell, dir, file) in [
-        (Shell::Bash, "bash", "rxen-mkimage"),
-        (Shell::Zsh, "zsh", "_rxen-mkimage"),
-        (Shell::Fish, "fish", "rxen-mkimage.fish"),
-    ] {
-        let d = out.join("completions").join(dir);
-        fs::create_dir_all(&d)?;
-        let mut text = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "rxen-mkimage", &mut text);
-        fs::write(d.join(file), text)?;
+    let tools: [(clap::Command, &'static str); 2] =
+        [(rxen_mkimage::cli::Cli::command(), "rxen-mkimage"), (rxen_toolstack::Cli::command(), "rxen")];
+    for (mut cmd, name) in tools {
+        cmd.build();
+        man_pages(&cmd, name, &man)?;
+        for (shell, dir, file) in [
+            (Shell::Bash, "bash", name.to_string()),
+            (Shell::Zsh, "zsh", format!("_{name}")),
+            (Shell::Fish, "fish", format!("{name}.fish")),
+        ] {
+            let d = out.join("completions").join(dir);
+            fs::create_dir_all(&d)?;
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, name, &mut text);
+            fs::write(d.join(file), text)?;
+        }
     }
     Ok(())
 }
