@@ -32,7 +32,7 @@ pub enum Kernel<'a> {
 pub fn detect(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     if image.starts_with(elf::ELF_MAGIC) {
         return match elf::parse_pvh(image) {
-            Err(KernelError::ElfNoPhys32Entry) if multiboot::find_header(image).is_ok_and(|h| h.is_some()) => {
+            Err(KernelError::ElfNoPhys32Entry) if multiboot::has_header(image) => {
                 multiboot::parse(image).map(|k| Kernel::Multiboot(k.expect("a header was found")))
             }
             r => r.map(Kernel::PvhElf),

@@ -15,6 +15,7 @@ use crate::handoff::boot_params::{BootParamsConfig, build as build_boot_params};
 use crate::handoff::multiboot::build_info as build_multiboot_info;
 use crate::handoff::pv as pvh;
 use crate::handoff::start_info::build_start_info;
+use crate::kernel::elf::Segment;
 use crate::mem::{E820Entry, PAGE, RegionAllocator};
 use crate::session::PvTarget;
 
@@ -96,6 +97,23 @@ fn parts(copies: &mut Vec<Copy>, mut dst: u64, files: &[FileData]) {
     for f in files {
         copies.push(Copy { dst, len: f.data.len() as u64, src: Source::Phys(f.paddr) });
         dst += f.data.len() as u64;
+    }
+}
+
+/// Fixed-address segments (a PVH ELF's, a multiboot kernel's) from `image`: staged first
+/// at `staging` when they overwrite the memdisk the file is in, then each copied to its
+/// address and its bss zeroed.
+fn segments(copies: &mut Vec<Copy>, image: &FileData, staging: Option<u64>, segs: &[Segment]) {
+    let from = match staging {
+        Some(at) => {
+            copies.push(Copy { dst: at, len: image.data.len() as u64, src: Source::Phys(image.paddr) });
+            at
+        }
+        None => image.paddr,
+    };
+    for s in segs {
+        copies.push(Copy { dst: s.paddr, len: s.filesz, src: Source::Phys(from + s.offset) });
+        copies.push(Copy { dst: s.paddr + s.filesz, len: s.memsz - s.filesz, src: Source::Zero });
     }
 }
 
@@ -240,17 +258,7 @@ pub fn build(
             if let Some((addr, _)) = pl.initrd {
                 parts(&mut copies, addr, initrd);
             }
-            let from = match pl.staging {
-                Some(at) => {
-                    copies.push(Copy { dst: at, len: image_len, src: Source::Phys(image.paddr) });
-                    at
-                }
-                None => image.paddr,
-            };
-            for s in &elf.segments {
-                copies.push(Copy { dst: s.paddr, len: s.filesz, src: Source::Phys(from + s.offset) });
-                copies.push(Copy { dst: s.paddr + s.filesz, len: s.memsz - s.filesz, src: Source::Zero });
-            }
+            segments(&mut copies, image, pl.staging, &elf.segments);
             copies.push(Copy { dst: pl.start_info_paddr, len: blob.len() as u64, src: Source::Bytes(blob) });
             let jump = Jump::Pvh { entry: elf.entry, start_info: pl.start_info_paddr as u32 };
             Ok((copies, jump, None))
@@ -276,17 +284,7 @@ pub fn build(
                 mods.push((at, at + len, n.as_str()));
             }
             let blob = build_multiboot_info(pl.start_info_paddr, cmdline, &mods, e820);
-            let from = match pl.staging {
-                Some(at) => {
-                    copies.push(Copy { dst: at, len: image.data.len() as u64, src: Source::Phys(image.paddr) });
-                    at
-                }
-                None => image.paddr,
-            };
-            for s in &loadable.segments {
-                copies.push(Copy { dst: s.paddr, len: s.filesz, src: Source::Phys(from + s.offset) });
-                copies.push(Copy { dst: s.paddr + s.filesz, len: s.memsz - s.filesz, src: Source::Zero });
-            }
+            segments(&mut copies, image, pl.staging, &loadable.segments);
             copies.push(Copy { dst: pl.start_info_paddr, len: blob.len() as u64, src: Source::Bytes(blob) });
             let msg = alloc::format!("{kernel}, {} module(s), info at {:#x}", mods.len(), pl.start_info_paddr);
             let jump = Jump::Multiboot { entry: kernel.entry, info: pl.start_info_paddr as u32 };
