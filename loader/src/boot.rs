@@ -22,7 +22,9 @@ use crate::kernel::multiboot::MultibootKernel;
 use crate::kernel::pv::PvElf;
 use crate::kernel::{Kernel, KernelError, detect};
 use crate::mem::{PAGE, RegionAllocator};
+use crate::trust::{Refusal, Trust};
 use crate::volume::{Disk, FileError, GuestMemory, SearchKey, Volume};
+use alloc::rc::Rc;
 
 /// Below this the loader never places anything (BIOS data, firmware tables, start info).
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
@@ -145,6 +147,11 @@ impl fmt::Display for PlaceError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootError {
     Read(ReadError),
+    /// Verified boot refused a file.
+    Refused {
+        file: String,
+        cause: Refusal,
+    },
     Kernel {
         file: String,
         cause: KernelError,
@@ -191,6 +198,7 @@ impl fmt::Display for BootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BootError::Read(e) => e.fmt(f),
+            BootError::Refused { file, cause } => write!(f, "{file}: refused: {cause}"),
             BootError::Kernel { file, cause } => write!(f, "{file}: {cause}"),
             BootError::Place(e) => e.fmt(f),
             BootError::Search { key, volumes, disks } => {
@@ -210,6 +218,17 @@ impl fmt::Display for BootError {
             }
             BootError::EntryNoKernel { title } => write!(f, "entry {title:?} loads no kernel"),
             BootError::Entry { title, cause } => write!(f, "entry {title:?}: {cause}"),
+        }
+    }
+}
+
+impl BootError {
+    /// Whether verified boot refused a file here (`require = true` stops the boot).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            BootError::Refused { .. } => true,
+            BootError::Entry { cause, .. } => cause.is_refusal(),
+            _ => false,
         }
     }
 }
@@ -267,6 +286,8 @@ pub struct Files<'x, 'a> {
     /// The loader is a Xen PV guest: kernels are PV kernels (a bzImage's payload is
     /// decompressed here).
     pub pv: bool,
+    /// Verified boot: the policy's rules and the image's keys.
+    pub trust: Rc<Trust>,
 }
 
 /// A file's bytes and where they lie in guest memory. `in_place`: they could be used
@@ -324,6 +345,53 @@ impl<'a> Files<'_, 'a> {
     }
 }
 
+impl Files<'_, '_> {
+    /// Verified boot for a file just read from `path` (`data`): a file from a guest disk
+    /// must match its pin, or (`signatures = true`) carry a valid `FILE.sig`. The memdisk
+    /// and the modules come from dom0: only a pin is checked for them.
+    pub fn verify(
+        &mut self,
+        path: &FilePath,
+        root: &Root,
+        data: &[u8],
+        pin: Option<&[u8; 32]>,
+        log: &mut dyn FnMut(String),
+    ) -> Result<(), BootError> {
+        let volume = match (&path.volume, root) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Root::Memdisk) => None,
+            (None, Root::Volume(i)) => self.volumes.get(*i).map(|v| v.name.clone()),
+        };
+        let from_disk = volume.as_deref().is_some_and(|v| v != "memdisk" && !v.starts_with("module"));
+        let file = match &volume {
+            Some(v) => format!("({v}){}", path.path),
+            None => path.to_string(),
+        };
+        if !(pin.is_some() || from_disk && self.trust.rules.signatures) {
+            return Ok(());
+        }
+        let sig_path = format!("{}{}", path.path, crate::trust::SIG_SUFFIX);
+        let sig: Result<Vec<u8>, String> = if pin.is_some() || !from_disk {
+            Err(String::new())
+        } else {
+            match self.volumes.iter_mut().find(|v| Some(&v.name) == volume.as_ref()) {
+                Some(v) => v.read_small(&sig_path, crate::trust::MAX_SIG_FILE).map_err(|e| e.to_string()),
+                None => Err(format!("{sig_path}: no volume")),
+            }
+        };
+        let t0 = (self.clock)();
+        let r = crate::trust::check(data, pin, sig.as_deref().map_err(Clone::clone), &self.trust.keys);
+        let us = (self.clock)().saturating_sub(t0);
+        match r {
+            Ok(how) => {
+                log(format!("{file}: verified: {how} ({} hashed in {} ms)", size_str(data.len() as u64), us / 1000));
+                Ok(())
+            }
+            Err(cause) => Err(BootError::Refused { file, cause }),
+        }
+    }
+}
+
 /// A kernel ready to be placed.
 #[derive(Debug)]
 pub enum Prepared<'a> {
@@ -370,10 +438,14 @@ pub fn prepare_kernel_step<'a>(
     log: &mut dyn FnMut(String),
 ) -> Result<Prepared<'a>, BootError> {
     let kfile = files.read(&step.kernel, root, mem)?;
+    files.verify(&step.kernel, root, kfile.data, step.pins.kernel.as_ref(), log)?;
     let mut initrd = Vec::new();
-    for p in &step.initrd {
+    for (n, p) in step.initrd.iter().enumerate() {
         match files.read(p, root, mem) {
-            Ok(f) => initrd.push(f),
+            Ok(f) => {
+                files.verify(p, root, f.data, step.pins.initrd.get(n), log)?;
+                initrd.push(f)
+            }
             Err(e) if e.is_not_found() && step.initrd_optional => log(format!("{e} (optional initrd, skipped)")),
             Err(e) => return Err(e.into()),
         }

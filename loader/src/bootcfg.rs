@@ -19,10 +19,12 @@ use crate::config::discover::{self, Source};
 use crate::config::grub;
 use crate::config::grubenv;
 use crate::config::menu::{self, Env, EnvWrite, Menu, Selection, Via};
-use crate::config::policy::{ConfigStep, FilePath, KernelStep};
+use crate::config::policy::{ConfigStep, FilePath, KernelStep, Pins};
 use crate::fs::NodeKind;
+use crate::trust::{self, Trust};
 use crate::volume::SearchKey;
 use crate::volume::{self, Disk, GuestMemory, Volume};
+use alloc::rc::Rc;
 use rxen_memdisk::ustar::Archive;
 
 /// The guest's volumes (and the image's memdisk, device `memdisk`) as GRUB's
@@ -33,6 +35,10 @@ pub struct VolumeFs<'x, 'a> {
     pub memdisk: Option<Archive<'a>>,
     /// Where the configuration came from (`dev == None`).
     pub current: Root,
+    /// Verified boot (`configs = true`: every file read from a disk must be signed).
+    pub trust: Rc<Trust>,
+    /// Files refused by verified boot while the configuration was read.
+    pub refusals: Vec<BootError>,
 }
 
 impl<'x, 'a> VolumeFs<'x, 'a> {
@@ -43,6 +49,8 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
             volumes: &mut *files.volumes,
             memdisk: files.memdisk.map(|m| m.archive()),
             current,
+            trust: files.trust.clone(),
+            refusals: Vec::new(),
         }
     }
 }
@@ -171,7 +179,21 @@ impl ConfigFs for VolumeFs<'_, '_> {
             };
         }
         let v = self.volume(dev)?;
-        self.volumes[v].read_small(path, limit).map_err(|e| e.to_string())
+        let data = self.volumes[v].read_small(path, limit).map_err(|e| e.to_string())?;
+        // grubenv is the configuration's own mutable state: read unsigned (docs/security.md).
+        if self.trust.rules.configs && !path.ends_with("/grubenv") {
+            let sig = self.volumes[v]
+                .read_small(&format!("{path}{}", trust::SIG_SUFFIX), trust::MAX_SIG_FILE)
+                .map_err(|e| e.to_string());
+            let file = format!("({}){path}", self.volumes[v].name);
+            if let Err(cause) = trust::check(&data, None, sig.as_deref().map_err(Clone::clone), &self.trust.keys) {
+                let e = BootError::Refused { file, cause };
+                let msg = e.to_string();
+                self.refusals.push(e);
+                return Err(msg);
+            }
+        }
+        Ok(data)
     }
 
     fn list(&mut self, dev: Option<&str>, dir: &str) -> Result<Vec<String>, String> {
@@ -234,6 +256,10 @@ pub struct ConfigChoice {
     pub max_timeout: u32,
     /// `write_grubenv` of the step: carry out the configuration's grubenv writes.
     pub write_grubenv: bool,
+    /// The step's sha256 pins for the entry that boots.
+    pub pins: Pins,
+    /// The policy's `lock_cmdline`: no menu edits.
+    pub lock_cmdline: bool,
 }
 
 impl ConfigChoice {
@@ -328,9 +354,12 @@ pub fn load_config(
             Root::Memdisk => "memdisk".to_string(),
             Root::Volume(v) => files.volumes[*v].name.clone(),
         };
+        let mut refusals = Vec::new();
         let mut found = {
             let mut fs = VolumeFs::of(files, src.clone());
-            discover::load(&mut fs, &name, &order, &Env::new(), &opts)
+            let r = discover::load(&mut fs, &name, &order, &Env::new(), &opts);
+            refusals.append(&mut fs.refusals);
+            r
         };
         // Nothing at the filesystem's default root: try the others it can show (btrfs
         // subvolumes: Fedora's /boot inside `root`), keeping the first that has one.
@@ -342,7 +371,9 @@ pub fn load_config(
                     continue;
                 }
                 let mut fs = VolumeFs::of(files, src.clone());
-                if let Ok(m) = discover::load(&mut fs, &name, &order, &Env::new(), &opts) {
+                let r = discover::load(&mut fs, &name, &order, &Env::new(), &opts);
+                refusals.append(&mut fs.refusals);
+                if let Ok(m) = r {
                     log(format!("({name}): no configuration at the default root; reading subvolume {alt}"));
                     found = Ok(m);
                     break;
@@ -353,8 +384,15 @@ pub fn load_config(
             }
         }
         let mut fs = VolumeFs::of(files, src.clone());
+        // configs = true: a configuration any of whose files was refused is refused whole.
+        if let Some(e) = refusals.pop() {
+            return Err(e);
+        }
         match found {
             Ok(menu) => {
+                if let Some(want) = &step.pins.config {
+                    check_config_pin(&mut fs, &menu.file, want)?;
+                }
                 for m in &menu.messages {
                     log(format!("({name}): {m}"));
                 }
@@ -377,6 +415,8 @@ pub fn load_config(
                     selection,
                     max_timeout: step.max_timeout,
                     write_grubenv: step.write_grubenv,
+                    pins: Pins { config: None, ..step.pins.clone() },
+                    lock_cmdline: files.trust.rules.lock_cmdline,
                 });
             }
             Err(e) => errors.push(e.to_string()),
@@ -386,6 +426,24 @@ pub fn load_config(
         1 => BootError::Config(errors.remove(0)),
         _ => BootError::NoConfigAnywhere { errors },
     })
+}
+
+/// The largest configuration file `config_sha256` can pin.
+const MAX_PINNED_CONFIG: usize = 4 << 20;
+
+/// `config_sha256`: the configuration file read (`(dev)/path`) must match.
+fn check_config_pin(fs: &mut VolumeFs<'_, '_>, file: &str, want: &[u8; 32]) -> Result<(), BootError> {
+    let refused = |cause| BootError::Refused { file: file.to_string(), cause };
+    let (dev, path) = match file.strip_prefix('(').and_then(|r| r.split_once(')')) {
+        Some((d, p)) => (Some(d), p),
+        None => (None, file),
+    };
+    let data = fs.read(dev, path, MAX_PINNED_CONFIG).map_err(|why| {
+        refused(trust::Refusal::Unsigned {
+            why: format!("config_sha256 pins one file and this one cannot be read: {why}"),
+        })
+    })?;
+    trust::check(&data, Some(want), Err(String::new()), &[]).map(|_| ()).map_err(refused)
 }
 
 fn entry_path(bp: &menu::BootPath, files: &Files<'_, '_>, source: &Root) -> Result<FilePath, BootError> {
@@ -429,6 +487,7 @@ pub fn prepare_entry<'a>(
         initrd: e.initrds.iter().map(|i| entry_path(i, files, &choice.source)).collect::<Result<_, _>>()?,
         initrd_optional: false,
         cmdline: cmdline.map_or_else(|| e.grub_cmdline(), ToString::to_string),
+        pins: choice.pins.clone(),
     };
     prepare_kernel_step(&step, files, &choice.source, domain, mem, log)
         .map_err(|err| BootError::Entry { title, cause: alloc::boxed::Box::new(err) })

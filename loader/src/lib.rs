@@ -30,4 +30,5 @@ pub mod platform;
 pub mod pv;
 pub mod pvh;
 pub mod session;
+pub mod trust;
 pub mod volume;

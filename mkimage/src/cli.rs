@@ -67,6 +67,26 @@ pub enum Command {
     /// Say what a guest would boot from these disks: volumes, steps, the kernel, initrds and
     /// command line, computed by the loader's own code. Read-only; for a person on dom0.
     Explain(ExplainArgs),
+    /// Make an ed25519 key pair for verified boot: NAME.key (secret, mode 0600) and
+    /// NAME.pub (give it to `build --trust-key`). Never overwrites a key.
+    Keygen {
+        /// The key files' path without extension.
+        #[arg(value_name = "NAME")]
+        name: PathBuf,
+        /// The public key's comment (default: NAME's file name).
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// Sign files for verified boot: FILE.sig beside each FILE (a guest's kernel and
+    /// initrds, or its grub.cfg), by the secret key KEY.
+    Sign {
+        /// The secret key (NAME.key from keygen).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The files to sign.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Name the loader functions at addresses an exception report printed (`at RIP 0x...`):
     /// from an image's own .rxen/symbols, or from the link map LOADER.map next to a plain
     /// loader (cargo writes target/release/pvh-boot.map).
@@ -98,6 +118,23 @@ pub struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Parse the disks in this process, unconfined: for debugging explain itself only (a
+    /// hostile disk then meets dom0's full rights).
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// The confined parser's CPU time limit, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = crate::sandbox::Limits::DEFAULT.cpu_secs,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cpu_limit: u64,
+    /// The confined parser's wall-clock limit, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = crate::sandbox::Limits::DEFAULT.wall_secs,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub time_limit: u64,
+    /// The confined parser's address-space limit, in MiB (the kernel and initrds it reads
+    /// are held in memory).
+    #[arg(long, value_name = "MIB", default_value_t = crate::sandbox::Limits::DEFAULT.mem_mib,
+          value_parser = clap::value_parser!(u64).range(64..))]
+    pub mem_limit: u64,
 }
 
 /// `rxen-mkimage build`.
@@ -131,6 +168,10 @@ pub struct BuildArgs {
     /// next to the loader), which its exception reports use to name RIP.
     #[arg(long)]
     pub no_symbols: bool,
+    /// Trust this public key (NAME.pub from keygen) for the policy's [trust] rules: files
+    /// from the guest's disks must carry a FILE.sig by one of these keys. Repeatable.
+    #[arg(long = "trust-key", value_name = "PUB")]
+    pub trust_key: Vec<PathBuf>,
 }
 
 /// One `--add GUEST=HOST`.
@@ -185,12 +226,15 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{text}");
             Ok(())
         }
-        Command::Explain(a) => {
-            let img = a.image.as_deref().map(read).transpose()?;
-            let ex = crate::explain::explain(&a.disks, img.as_deref(), a.virtio, &a.cmdline)?;
-            print!("{}", if a.json { ex.json() } else { ex.text() });
-            if ex.boot.is_none() {
-                bail!("nothing would boot");
+        Command::Explain(a) => crate::explain::command(&a),
+        Command::Keygen { name, comment } => {
+            let (id, sec, publ) = crate::sign::keygen(&name, comment.as_deref())?;
+            println!("key {id}: secret {} (keep it off the dom0s), public {}", sec.display(), publ.display());
+            Ok(())
+        }
+        Command::Sign { key, files } => {
+            for p in crate::sign::sign(&key, &files)? {
+                println!("{}", p.display());
             }
             Ok(())
         }
@@ -327,7 +371,23 @@ pub fn build(args: &BuildArgs) -> Result<()> {
     for a in &args.add {
         add_host_file(&mut md, &a.guest, &a.host)?;
     }
-    md.check_policy()?;
+    if !args.trust_key.is_empty() {
+        let (_, text) = crate::sign::keys_file(&args.trust_key)?;
+        md.add(rxen_loader::trust::KEYS_FILE, text.into_bytes(), "--trust-key")?;
+    }
+    let policy = md.check_policy()?;
+    let has_keys = md.get(rxen_loader::trust::KEYS_FILE).is_some();
+    let t = &policy.trust;
+    if (t.signatures || t.configs) && !has_keys {
+        bail!(
+            "rxen.toml: [trust] asks for signatures (signatures/configs = true): give the keys with --trust-key NAME.pub"
+        );
+    }
+    if has_keys && !(t.signatures || t.configs) {
+        bail!(
+            "--trust-key: the policy does not use keys: set signatures = true (or configs = true) in its [trust] table"
+        );
+    }
     if !args.no_symbols {
         add_symbols(&mut md, &loader_path, &loader);
     }
@@ -342,6 +402,11 @@ pub fn build(args: &BuildArgs) -> Result<()> {
 /// Write `data` to `path` atomically: `.NAME.tmp.PID` in the same directory, fsync,
 /// rename, mode 0755. On error neither the output nor the temporary file is left.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(path, data, 0o755)
+}
+
+/// [`write_atomic`] with file mode `mode`.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let name = path.display().to_string();
     let file_name = path.file_name().ok_or_else(|| anyhow!("{name}: not a file name"))?;
     let dir = match path.parent() {
@@ -354,10 +419,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
 
     let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
-        // The umask may have cleared bits: 0755 regardless.
-        f.set_permissions(fs::Permissions::from_mode(0o755))?;
+        // The umask may have cleared bits: `mode` regardless.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)
@@ -403,6 +468,7 @@ fn step_summary(policy: &Policy) -> Vec<String> {
                     let _ = write!(s, ", initrd {i}");
                 }
                 let _ = write!(s, ", cmdline {:?}", k.cmdline);
+                pins_summary(&mut s, &k.pins);
                 s
             }
             StepKind::Search(key) => format!("search {key} (the root volume for the steps after)"),
@@ -414,12 +480,30 @@ fn step_summary(policy: &Policy) -> Vec<String> {
                     let _ = write!(s, ", entry {e:?}");
                 }
                 s += if c.write_grubenv { ", writes grubenv" } else { ", grubenv read-only" };
+                pins_summary(&mut s, &c.pins);
                 s
             }
         };
         lines.push(format!("{}. {name} (line {}): {what}", i + 1, step.line));
     }
     lines
+}
+
+/// `, pins: kernel sha256 ..., initrd 1 ...` for a step with pins.
+fn pins_summary(s: &mut String, p: &rxen_loader::config::policy::Pins) {
+    if p.is_empty() {
+        return;
+    }
+    s.push_str(", pins:");
+    if let Some(d) = &p.config {
+        let _ = write!(s, " config sha256 {}", hex(d));
+    }
+    if let Some(d) = &p.kernel {
+        let _ = write!(s, " kernel sha256 {}", hex(d));
+    }
+    for (i, d) in p.initrd.iter().enumerate() {
+        let _ = write!(s, " initrd {} sha256 {}", i + 1, hex(d));
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -486,6 +570,7 @@ pub fn inspect(name: &str, bytes: &[u8]) -> Result<String> {
                     for line in step_summary(&policy) {
                         let _ = writeln!(o, "  {line}");
                     }
+                    describe_trust(&mut o, &policy, lookup(&entries, rxen_loader::trust::KEYS_FILE));
                 }
                 Err(e) => {
                     let _ = writeln!(o, "policy error: {e:#}");
@@ -554,6 +639,38 @@ fn describe_elf(o: &mut String, name: &str, info: &ImageInfo<'_>) {
     }
 }
 
+/// The `trust:` part of inspect: the rules and the keys the image carries.
+fn describe_trust(o: &mut String, policy: &Policy, keys: Option<&[u8]>) {
+    let t = &policy.trust;
+    let keys = keys.map(|k| rxen_loader::trust::parse_keys(&String::from_utf8_lossy(k)));
+    if !t.any() && keys.is_none() {
+        let _ = writeln!(o, "trust: none (no [trust] table: files from the guest's disks are not verified)");
+        return;
+    }
+    let on = |b: bool| if b { "on" } else { "off" };
+    let _ = writeln!(
+        o,
+        "trust: signatures {}, configs {}, require {}, lock_cmdline {}",
+        on(t.signatures),
+        on(t.configs),
+        on(t.require),
+        on(t.lock_cmdline)
+    );
+    match keys {
+        None => {
+            let _ = writeln!(o, "  no keys ({})", rxen_loader::trust::KEYS_FILE);
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(o, "  keys: unreadable: {e}");
+        }
+        Some(Ok(keys)) => {
+            for k in keys {
+                let _ = writeln!(o, "  key {} ed25519 {} {}", k.id, hex(&k.public), k.comment);
+            }
+        }
+    }
+}
+
 /// `rxen-mkimage verify`: `Ok(note)` when `bytes` is a sound image (`note` is appended
 /// to "ok"), else the first problem.
 pub fn verify(bytes: &[u8]) -> Result<String> {
@@ -568,5 +685,13 @@ pub fn verify(bytes: &[u8]) -> Result<String> {
     assemble::check_policy_files(&policy, POLICY_PATH, |p| {
         lookup(&entries, p).map(|d| (d, format!("({MEMDISK_VOLUME})/{p}")))
     })?;
+    let keys = lookup(&entries, rxen_loader::trust::KEYS_FILE);
+    if let Some(k) = keys {
+        let text = std::str::from_utf8(k).map_err(|_| anyhow!("{}: not UTF-8", rxen_loader::trust::KEYS_FILE))?;
+        rxen_loader::trust::parse_keys(text).map_err(|e| anyhow!("{}: {e}", rxen_loader::trust::KEYS_FILE))?;
+    }
+    if (policy.trust.signatures || policy.trust.configs) && keys.is_none() {
+        bail!("{POLICY_PATH}: [trust] asks for signatures but the memdisk has no {}", rxen_loader::trust::KEYS_FILE);
+    }
     Ok(String::new())
 }

@@ -5,13 +5,19 @@
 //!
 //! The disks get the names the guest gives them (`xvda`, `xvdb`, ... as on Xen, or `vda`
 //! ... with `--virtio`), so policy paths like `(xvda,gpt2)/boot/vmlinuz` mean the same here.
+//!
+//! The disks are guest-controlled: [`command`] opens every input in dom0's process, then
+//! parses them in a confined child ([`crate::sandbox`]) whose only output is its
+//! [`Answer`], the text the command prints and its error.
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::{Seek, SeekFrom};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use rxen_loader::block::{BlockDevice, BlockError, check_request};
 use rxen_loader::boot::{self, Memdisk};
 use rxen_loader::mem::{E820_RAM, E820Entry, RegionAllocator};
@@ -19,6 +25,9 @@ use rxen_loader::session::console::QuietConsole;
 use rxen_loader::session::host::HostPlatform;
 use rxen_loader::session::{self, BootEnv, Trace};
 use rxen_loader::volume::Disk;
+
+use crate::cli::ExplainArgs;
+use crate::sandbox::{self, Failure, Limits, SelfTest};
 
 /// The policy a plain loader (no memdisk) runs.
 pub use rxen_loader::session::GENERIC_POLICY;
@@ -31,11 +40,24 @@ pub struct FileDisk {
 }
 
 impl FileDisk {
-    /// Open `path` read-only.
+    /// Open `path` read-only (a file or a block device such as an LV).
     pub fn open(path: &Path) -> Result<FileDisk> {
-        let file = File::open(path).with_context(|| path.display().to_string())?;
-        let len = file.metadata().with_context(|| path.display().to_string())?.len();
+        let name = || path.display().to_string();
+        let mut file = File::open(path).with_context(name)?;
+        let meta = file.metadata().with_context(name)?;
+        // A block device's metadata says 0 bytes: its size is where its end is.
+        let len = if meta.file_type().is_block_device() {
+            file.seek(SeekFrom::End(0)).with_context(name)?
+        } else {
+            meta.len()
+        };
         Ok(FileDisk { file, blocks: len / 512 })
+    }
+}
+
+impl AsRawFd for FileDisk {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 }
 
@@ -69,8 +91,24 @@ const FAKE_RAM: u64 = 4 << 30;
 const FAKE_MEMDISK_AT: u64 = 0x20_0000;
 
 /// Run the policy of `image` (or the generic one) against `disks`: the loader's own
-/// boot session ([`session::run`]) over a host platform.
+/// boot session ([`session::run`]) over a host platform. Unconfined: [`command`] runs
+/// [`explain_opened`] in the sandbox.
 pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmdline: &str) -> Result<Explanation> {
+    explain_opened(open_disks(disks)?, image, virtio, domain_cmdline)
+}
+
+/// Open the disks read-only: (the name explain shows, the disk).
+pub fn open_disks(disks: &[PathBuf]) -> Result<Vec<(String, FileDisk)>> {
+    disks.iter().map(|p| Ok((p.display().to_string(), FileDisk::open(p)?))).collect()
+}
+
+/// [`explain`] on disks already open: the part that reads guest bytes.
+pub fn explain_opened(
+    disks: Vec<(String, FileDisk)>,
+    image: Option<&[u8]>,
+    virtio: bool,
+    domain_cmdline: &str,
+) -> Result<Explanation> {
     let memdisk_bytes: Option<Vec<u8>> = match image {
         Some(img) => {
             let info = crate::image::read_image(img)?;
@@ -85,9 +123,8 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
         None => None,
     };
     let mut disk_list = Vec::new();
-    for (i, p) in disks.iter().enumerate() {
-        let dev = FileDisk::open(p)?;
-        disk_list.push(Disk::new(disk_name(i, virtio), p.display().to_string(), Box::new(dev)));
+    for (i, (path, dev)) in disks.into_iter().enumerate() {
+        disk_list.push(Disk::new(disk_name(i, virtio), path, Box::new(dev)));
     }
     let mut ram = RegionAllocator::from_e820([E820Entry { addr: 0, size: FAKE_RAM, kind: E820_RAM }], FAKE_RAM);
     ram.reserve(0, boot::LOW_MEMORY_END);
@@ -105,6 +142,113 @@ pub fn explain(disks: &[PathBuf], image: Option<&[u8]>, virtio: bool, domain_cmd
     match trace.fatal.take() {
         Some(e) => Err(anyhow!("image memdisk: {e}")),
         None => Ok(Explanation(trace)),
+    }
+}
+
+/// `rxen-mkimage explain`: open the inputs, parse them in the sandbox (unless
+/// `--no-sandbox`), print the answer. Exit status 1 (an error) when nothing would boot
+/// or the parser did not finish.
+pub fn command(a: &ExplainArgs) -> Result<()> {
+    // Every input is opened here, before any guest byte is read; the image (the host's
+    // own file) is read into memory, the disks stay open read-only.
+    let image = a.image.as_deref().map(|p| std::fs::read(p).with_context(|| p.display().to_string())).transpose()?;
+    let disks = open_disks(&a.disks)?;
+    let (virtio, json) = (a.virtio, a.json);
+    let answer = if a.no_sandbox {
+        Answer::of(explain_opened(disks, image.as_deref(), virtio, &a.cmdline), json)
+    } else {
+        // The test hooks are read here, in the parent: the child reads no environment.
+        let selftest = SelfTest::from_env()?;
+        let limits = Limits { cpu_secs: a.cpu_limit, wall_secs: a.time_limit, mem_mib: a.mem_limit };
+        let keep: Vec<RawFd> = disks.iter().map(|(_, d)| d.as_raw_fd()).collect();
+        let cmdline = a.cmdline.as_str();
+        let work = move || Answer::of(explain_opened(disks, image.as_deref(), virtio, cmdline), json).encode();
+        let what = parsing_what(&a.disks, a.image.as_deref());
+        match sandbox::run_confined(limits, &keep, selftest, work)? {
+            Ok(bytes) => Answer::decode(&bytes)
+                .ok_or_else(|| anyhow!("explain: the disk parser's answer is malformed while parsing {what}"))?,
+            Err(Failure::Setup(m)) => {
+                bail!(
+                    "explain: {} (--no-sandbox parses unconfined, for debugging only)",
+                    Failure::Setup(m).cause(&limits)
+                )
+            }
+            Err(f) => bail!("explain: {} while parsing {what}", f.cause(&limits)),
+        }
+    };
+    print!("{}", answer.stdout);
+    match answer.error {
+        Some(e) => Err(anyhow!(e)),
+        None => Ok(()),
+    }
+}
+
+/// "DISK, DISK2 (with image IMAGE)", for the sandbox's messages.
+fn parsing_what(disks: &[PathBuf], image: Option<&Path>) -> String {
+    let mut s = disks.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    if let Some(i) = image {
+        let _ = write!(s, " (with image {})", i.display());
+    }
+    s
+}
+
+/// What explain prints on stdout, and its error (exit status 1) if any: what the
+/// sandboxed child sends back, the same as an unconfined run prints.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub stdout: String,
+    pub error: Option<String>,
+}
+
+const ANSWER_MAGIC: &[u8; 8] = b"RXEXPLN1";
+
+impl Answer {
+    /// The command's answer for an explain result.
+    pub fn of(r: Result<Explanation>, json: bool) -> Answer {
+        match r {
+            Ok(ex) => Answer {
+                stdout: if json { ex.json() } else { ex.text() },
+                error: ex.boot.is_none().then(|| "nothing would boot".to_owned()),
+            },
+            Err(e) => Answer { stdout: String::new(), error: Some(format!("{e:#}")) },
+        }
+    }
+
+    /// Magic, the exit status (0 or 1), stdout and the error (u64 LE lengths).
+    pub fn encode(&self) -> Vec<u8> {
+        let err = self.error.as_deref().unwrap_or("");
+        let mut b = Vec::with_capacity(25 + self.stdout.len() + err.len());
+        b.extend_from_slice(ANSWER_MAGIC);
+        b.push(u8::from(self.error.is_some()));
+        for part in [self.stdout.as_bytes(), err.as_bytes()] {
+            b.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            b.extend_from_slice(part);
+        }
+        b
+    }
+
+    /// The inverse of [`Answer::encode`]; `None` for anything else (the child's bytes
+    /// are checked, not trusted).
+    pub fn decode(b: &[u8]) -> Option<Answer> {
+        let rest = b.strip_prefix(ANSWER_MAGIC)?;
+        let (&code, mut rest) = rest.split_first()?;
+        let mut part = || -> Option<String> {
+            let (len, r) = rest.split_first_chunk::<8>()?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
+            let (s, r) = r.split_at_checked(len)?;
+            rest = r;
+            String::from_utf8(s.to_vec()).ok()
+        };
+        let stdout = part()?;
+        let err = part()?;
+        if !rest.is_empty() {
+            return None;
+        }
+        match code {
+            0 if err.is_empty() => Some(Answer { stdout, error: None }),
+            1 => Some(Answer { stdout, error: Some(err) }),
+            _ => None,
+        }
     }
 }
 
@@ -233,10 +377,31 @@ pub fn json_str(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::json_str;
+    use super::{Answer, json_str};
 
     #[test]
     fn json_strings_escape() {
         assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn answers_round_trip_and_junk_is_refused() {
+        for a in [
+            Answer { stdout: "boots: x\n".into(), error: None },
+            Answer { stdout: String::new(), error: Some("nothing would boot".into()) },
+            Answer { stdout: "{}".into(), error: Some(String::new()) },
+        ] {
+            let b = a.encode();
+            assert_eq!(Answer::decode(&b).as_ref(), Some(&a));
+            for cut in 0..b.len() {
+                assert_eq!(Answer::decode(&b[..cut]), None, "cut at {cut}");
+            }
+            let mut longer = b.clone();
+            longer.push(0);
+            assert_eq!(Answer::decode(&longer), None);
+        }
+        let mut b = Answer { stdout: "x".into(), error: None }.encode();
+        b[8] = 7;
+        assert_eq!(Answer::decode(&b), None);
     }
 }

@@ -7,6 +7,8 @@ pub mod batch;
 pub mod cli;
 pub mod explain;
 pub mod image;
+pub mod sandbox;
+pub mod sign;
 pub mod symbols;
 #[doc(hidden)]
 pub mod testelf;

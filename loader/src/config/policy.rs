@@ -28,6 +28,50 @@ pub struct Policy {
     pub on_failure: OnFailure,
     /// The steps, in file order.
     pub steps: Vec<Step>,
+    /// `[trust]`: what the loader verifies (docs/security.md).
+    pub trust: TrustPolicy,
+}
+
+/// The policy's `[trust]` table: verified boot. Files from the memdisk and the domain's
+/// modules come from dom0 and are trusted; these rules are about the guest's disks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustPolicy {
+    /// `signatures = true`: a kernel or initrd read from a guest disk boots only with a
+    /// valid `FILE.sig` by a key the image carries (`rxen-mkimage build --trust-key`), or
+    /// when it matches its step's sha256 pin.
+    pub signatures: bool,
+    /// `configs = true`: so must every file the configuration readers read from a guest
+    /// disk (grub.cfg and what it sources, BLS entries, extlinux.conf, menu.lst), except
+    /// grubenv.
+    pub configs: bool,
+    /// `require = true`: a refused file stops the boot (the domain powers off) instead
+    /// of the next entry or step being tried.
+    pub require: bool,
+    /// `lock_cmdline = true`: the kernel gets the step's (or the verified configuration's)
+    /// command line, nothing else: the menu cannot edit it, and the domain's words and
+    /// `rxen.cmdline=replace` do not reach it.
+    pub lock_cmdline: bool,
+}
+
+impl TrustPolicy {
+    /// Whether any rule is on.
+    pub fn any(&self) -> bool {
+        self.signatures || self.configs || self.require || self.lock_cmdline
+    }
+}
+
+/// sha256 pins of a step: the kernel, each initrd in order, the configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pins {
+    pub kernel: Option<[u8; 32]>,
+    pub initrd: Vec<[u8; 32]>,
+    pub config: Option<[u8; 32]>,
+}
+
+impl Pins {
+    pub fn is_empty(&self) -> bool {
+        self.kernel.is_none() && self.initrd.is_empty() && self.config.is_none()
+    }
 }
 
 impl Policy {
@@ -90,6 +134,9 @@ pub struct ConfigStep {
     /// GRUB does, just before the chosen entry boots. Default false: the guest's disks
     /// are only read, and the loader says what it did not save.
     pub write_grubenv: bool,
+    /// `config_sha256`, `kernel_sha256`, `initrd_sha256`: the configuration file read and
+    /// the files of whichever entry boots must match.
+    pub pins: Pins,
 }
 
 /// Default [`ConfigStep::max_timeout`].
@@ -106,6 +153,8 @@ pub struct KernelStep {
     /// `initrd_optional = true`: an initrd that is not there is skipped, not an error.
     pub initrd_optional: bool,
     pub cmdline: String,
+    /// `kernel_sha256`, `initrd_sha256`.
+    pub pins: Pins,
 }
 
 /// A file: `(VOLUME)/path`, `(VOLUME)` (a whole module), or `/path` on the root volume.
@@ -186,9 +235,50 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
 }
 
 const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure"];
-const KERNEL_KEYS: &[&str] = &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline"];
+const KERNEL_KEYS: &[&str] =
+    &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline", "kernel_sha256", "initrd_sha256"];
 const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
-const CONFIG_KEYS: &[&str] = &["type", "name", "files", "entry", "max_timeout", "write_grubenv"];
+const CONFIG_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "files",
+    "entry",
+    "max_timeout",
+    "write_grubenv",
+    "config_sha256",
+    "kernel_sha256",
+    "initrd_sha256",
+];
+const TRUST_KEYS: &[&str] = &["signatures", "configs", "require", "lock_cmdline"];
+
+fn digest(v: &Spanned<Value>, key: &str) -> Result<[u8; 32], ConfigError> {
+    let s = string(v, key)?;
+    crate::trust::parse_digest(&s.to_ascii_lowercase())
+        .ok_or_else(|| v.err(alloc::format!("`{key}`: a sha256 is 64 hex digits (sha256sum FILE)")))
+}
+
+fn pins(t: &Table) -> Result<Pins, ConfigError> {
+    let one = |k: &str| t.get(k).map(|v| digest(v, k)).transpose();
+    let initrd = match t.get("initrd_sha256") {
+        None => Vec::new(),
+        Some(Spanned { value: Value::Array(items), .. }) => {
+            items.iter().map(|i| digest(i, "initrd_sha256")).collect::<Result<_, _>>()?
+        }
+        Some(v) => alloc::vec![digest(v, "initrd_sha256")?],
+    };
+    Ok(Pins { kernel: one("kernel_sha256")?, initrd, config: one("config_sha256")? })
+}
+
+fn parse_trust(t: &Table) -> Result<TrustPolicy, ConfigError> {
+    check_keys(t, TRUST_KEYS, "in [trust]")?;
+    let flag = |k: &str| t.get(k).map_or(Ok(false), |v| boolean(v, k));
+    Ok(TrustPolicy {
+        signatures: flag("signatures")?,
+        configs: flag("configs")?,
+        require: flag("require")?,
+        lock_cmdline: flag("lock_cmdline")?,
+    })
+}
 
 /// Parse and check a policy.
 pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
@@ -217,12 +307,16 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
     };
 
     let mut steps = Vec::new();
+    let mut trust = TrustPolicy::default();
     for s in &doc.sections {
         match s {
             Section::ArrayElement(name, t) if name.value == "step" => steps.push(parse_step(t)?),
+            Section::Table(name, t) if name.value == "trust" => trust = parse_trust(t)?,
             Section::ArrayElement(name, _) | Section::Table(name, _) => {
                 let how = if matches!(s, Section::Table(..)) { "[table]" } else { "[[array]]" };
-                return Err(name.err(alloc::format!("unknown {how} `{}` (a policy has only [[step]])", name.value)));
+                return Err(
+                    name.err(alloc::format!("unknown {how} `{}` (a policy has [[step]] and [trust])", name.value))
+                );
             }
         }
     }
@@ -255,7 +349,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
             other => return Err(v.err(alloc::format!("`on_failure` = {other:?}: use \"poweroff\" or \"prompt\""))),
         },
     };
-    Ok(Policy { version, timeout, default, on_failure, steps })
+    Ok(Policy { version, timeout, default, on_failure, steps, trust })
 }
 
 fn check_keys(t: &Table, known: &[&str], what: &str) -> Result<(), ConfigError> {
@@ -345,7 +439,8 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                 }
             };
             let initrd_optional = t.get("initrd_optional").map_or(Ok(false), |v| boolean(v, "initrd_optional"))?;
-            StepKind::Kernel(KernelStep { kernel, initrd, initrd_optional, cmdline })
+            let pins = pins(t)?;
+            StepKind::Kernel(KernelStep { kernel, initrd, initrd_optional, cmdline, pins })
         }
         "config" => {
             check_keys(t, CONFIG_KEYS, "in a config step")?;
@@ -381,7 +476,8 @@ fn parse_step(t: &Table) -> Result<Step, ConfigError> {
                 Some(v) => integer(v, "max_timeout", 0, MAX_TIMEOUT)? as u32,
             };
             let write_grubenv = t.get("write_grubenv").map_or(Ok(false), |v| boolean(v, "write_grubenv"))?;
-            StepKind::Config(ConfigStep { files, entry, max_timeout, write_grubenv })
+            let pins = pins(t)?;
+            StepKind::Config(ConfigStep { files, entry, max_timeout, write_grubenv, pins })
         }
         other => {
             return Err(ty.err(alloc::format!(
@@ -416,6 +512,37 @@ mod tests {
     }
 
     #[test]
+    fn trust_and_pins() {
+        let h = "ab".repeat(32);
+        let p = parse_policy(&alloc::format!(
+            "version = 1\n[trust]\nsignatures = true\nlock_cmdline = true\n\n[[step]]\ntype = \"kernel\"\n\
+             kernel = \"/vmlinuz\"\nkernel_sha256 = \"{h}\"\ninitrd_sha256 = [\"{}\"]\n\n[[step]]\ntype = \"config\"\n\
+             config_sha256 = \"{h}\"\n",
+            h.to_uppercase()
+        ))
+        .unwrap();
+        assert_eq!(p.trust, TrustPolicy { signatures: true, lock_cmdline: true, ..Default::default() });
+        let StepKind::Kernel(k) = &p.steps[0].kind else { panic!() };
+        assert_eq!(k.pins.kernel, Some([0xab; 32]));
+        assert_eq!(k.pins.initrd, [[0xab; 32]]);
+        let StepKind::Config(c) = &p.steps[1].kind else { panic!() };
+        assert_eq!(c.pins.config, Some([0xab; 32]));
+        let e = |t: &str| parse_policy(t).unwrap_err().to_string();
+        assert_eq!(
+            e("version = 1\n[trust]\nsigned = true\n"),
+            "3:1: unknown key `signed` in [trust] (known: signatures, configs, require, lock_cmdline)"
+        );
+        assert!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\nkernel_sha256 = \"abc\"\n")
+                .contains("a sha256 is 64 hex digits")
+        );
+        assert!(
+            e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\nconfig_sha256 = \"00\"\n")
+                .contains("unknown key `config_sha256` in [[step]]")
+        );
+    }
+
+    #[test]
     fn config_steps() {
         let p = parse_policy(
             "version = 1\n[[step]]\ntype = \"config\"\n[[step]]\ntype = \"config\"\nfiles = [\"/boot/grub2/grub.cfg\", \"bls\"]\nentry = \"1>2\"\nmax_timeout = 3\nwrite_grubenv = true\n",
@@ -427,7 +554,8 @@ mod tests {
                 files: Vec::new(),
                 entry: None,
                 max_timeout: DEFAULT_MAX_MENU_TIMEOUT,
-                write_grubenv: false
+                write_grubenv: false,
+                pins: Pins::default(),
             })
         );
         assert_eq!(
@@ -436,7 +564,8 @@ mod tests {
                 files: alloc::vec!["/boot/grub2/grub.cfg".into(), "bls".into()],
                 entry: Some("1>2".into()),
                 max_timeout: 3,
-                write_grubenv: true
+                write_grubenv: true,
+                pins: Pins::default(),
             })
         );
         let e = |t: &str| parse_policy(t).unwrap_err().to_string();
@@ -468,7 +597,7 @@ mod tests {
             "2:1: unknown key `timout` at the top level (known: version, timeout, default, on_failure)"
         );
         assert_eq!(e("version = 1\ntimeout = -1\n"), "2:11: `timeout` = -1 is out of range (0..=86400)");
-        assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has only [[step]])");
+        assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has [[step]] and [trust])");
         assert_eq!(
             e("version = 1\n[[step]]\nkernel = \"/k\"\n"),
             "2:1: [[step]] without `type` (e.g. type = \"kernel\")"
@@ -488,7 +617,7 @@ mod tests {
         );
         assert_eq!(
             e("version = 1\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\nkernal = 1\n"),
-            "5:1: unknown key `kernal` in [[step]] (known: type, name, kernel, initrd, initrd_optional, cmdline)"
+            "5:1: unknown key `kernal` in [[step]] (known: type, name, kernel, initrd, initrd_optional, cmdline, kernel_sha256, initrd_sha256)"
         );
         assert_eq!(
             e("version = 1\ndefault = \"x\"\n[[step]]\ntype = \"kernel\"\nkernel = \"/k\"\n"),

@@ -32,6 +32,8 @@ pub struct Menu {
     default: Option<usize>,
     sel: usize,
     mode: Mode,
+    /// The policy's `lock_cmdline`: `e` does not edit.
+    locked: bool,
 }
 
 /// What a key did.
@@ -52,6 +54,7 @@ impl Menu {
             default,
             sel: default.unwrap_or(0),
             mode: Mode::Browse,
+            locked: choice.lock_cmdline,
         }
     }
 
@@ -107,6 +110,10 @@ impl Menu {
             b'j' | b'B' => self.sel = (self.sel + 1).min(n - 1),
             b'k' | b'A' => self.sel = self.sel.saturating_sub(1),
             b'1'..=b'9' if usize::from(c - b'1') < n => return Action::Boot((usize::from(c - b'1'), None)),
+            b'e' if self.locked => {
+                say!(con, "the policy locks the command line (lock_cmdline): it cannot be edited");
+                return Action::Continue;
+            }
             b'e' => {
                 say!(con, "command line for {:?} (Enter to boot):", self.titles[self.sel]);
                 let ed = LineEditor::new(&self.cmdlines[self.sel], CMDLINE_EDIT_MAX);
@@ -207,7 +214,8 @@ pub fn run(choice: &ConfigChoice, fs: &mut dyn ConfigFs, menu_forced: bool, con:
             con.read_key(None)?
         }
     };
-    say!(con, "menu: up/down or j/k, Enter to boot, a number to pick, e to edit the command line, c for a prompt");
+    let edit = if menu.locked { "" } else { ", e to edit the command line" };
+    say!(con, "menu: up/down or j/k, Enter to boot, a number to pick{edit}, c for a prompt");
     loop {
         if let Action::Boot(p) = menu.key(key, con, fs) {
             return Some(p);
@@ -247,6 +255,8 @@ mod tests {
             selection,
             max_timeout: 10,
             write_grubenv: false,
+            pins: Default::default(),
+            lock_cmdline: false,
         };
         (c, fs)
     }
@@ -302,6 +312,19 @@ mod tests {
         let line = line.unwrap();
         assert!(line.ends_with(" ro single"), "{line:?}");
         assert!(con.output.contains("command line for \"Two\""), "{}", con.output);
+    }
+
+    #[test]
+    fn lock_cmdline_refuses_the_edit() {
+        // The same keys as above, with the policy's lock_cmdline: `e` says why it does
+        // nothing, the typed text is read as menu keys, Enter boots the unedited entry.
+        let (mut c, mut fs) = choice(CFG);
+        c.lock_cmdline = true;
+        let mut con = ScriptedConsole::typing(10, " e\x7f\x7f\x7f\x7f\x7fsingle\r");
+        let r = run(&c, &mut fs, false, &mut con);
+        assert_eq!(r, Some((1, None)), "{}", con.output);
+        assert!(con.output.contains("the policy locks the command line (lock_cmdline)"), "{}", con.output);
+        assert!(!con.output.contains("e to edit"), "{}", con.output);
     }
 
     #[test]

@@ -256,6 +256,10 @@ struct Session<'s, 'a> {
     root: Root,
     search_failed: bool,
     tried: Vec<String>,
+    /// Verified boot: the policy's rules and the image's keys.
+    trust: alloc::rc::Rc<crate::trust::Trust>,
+    /// A refused file under `require = true`: no further step or entry is tried.
+    halted: bool,
 }
 
 /// Run a boot from the policy to a launch plan (or a power-off), over `platform` and
@@ -292,6 +296,46 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
             return Outcome::PowerOff { code: 1 };
         }
     };
+    let trust = match load_trust(&policy, env.memdisk.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            say!(con, "fatal: {e}");
+            say!(con, "powering off");
+            trace.fatal = Some(e);
+            return Outcome::PowerOff { code: 1 };
+        }
+    };
+    if policy.trust.any() {
+        let r = &policy.trust;
+        let on = |b: bool| if b { "on" } else { "off" };
+        note(
+            con,
+            trace,
+            format!(
+                "trust: signatures {}, configs {}, require {}, lock_cmdline {}; {} key(s){}",
+                on(r.signatures),
+                on(r.configs),
+                on(r.require),
+                on(r.lock_cmdline),
+                trust.keys.len(),
+                trust.keys.iter().map(|k| format!(" {}", k.id)).collect::<String>()
+            ),
+        );
+    }
+    let mut domain = domain;
+    if policy.trust.lock_cmdline && (!domain.kernel_part.is_empty() || domain.options.replace_cmdline) {
+        note(
+            con,
+            trace,
+            format!(
+                "trust: the policy locks the command line (lock_cmdline): the domain's {:?}{} not passed on",
+                domain.kernel_part,
+                if domain.options.replace_cmdline { " and rxen.cmdline=replace are" } else { " is" }
+            ),
+        );
+        domain.kernel_part.clear();
+        domain.options.replace_cmdline = false;
+    }
 
     // Disks are probed only when the policy can use them (or to show them with
     // rxen.debug): a standalone image with its kernel in the memdisk never touches them.
@@ -351,11 +395,19 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         root: Root::Memdisk,
         search_failed: false,
         tried: Vec::new(),
+        trust: alloc::rc::Rc::new(trust),
+        halted: false,
     };
     if !prompt_now {
         for i in order {
             if let Some(plan) = s.attempt(i, &disks, &mut volumes) {
                 return Outcome::Boot(plan);
+            }
+            if s.halted {
+                say!(s.con, "trust: a file was refused and the policy sets require = true: no other step is tried");
+                s.trace.messages.push("trust: require = true stopped the boot at the first refusal".into());
+                say!(s.con, "powering off");
+                return Outcome::PowerOff { code: 2 };
             }
         }
     }
@@ -368,7 +420,7 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
             say!(s.con, "  {t}");
         }
     }
-    if (on_failure == OnFailure::Prompt || prompt_now) && s.con.interactive() {
+    if (on_failure == OnFailure::Prompt || prompt_now) && s.con.interactive() && !s.halted {
         loop {
             say!(s.con, "steps:");
             for i in 0..s.policy.steps.len() {
@@ -404,6 +456,26 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
     Outcome::PowerOff { code: 2 }
 }
 
+/// The boot's trust: the policy's rules and the memdisk's keys file. A policy that asks
+/// for signatures from an image without keys is an error (nothing could boot from disk).
+fn load_trust(policy: &Policy, memdisk: Option<&Memdisk<'_>>) -> Result<crate::trust::Trust, String> {
+    let keys = match memdisk.map(|m| m.archive().file(crate::trust::KEYS_FILE)) {
+        Some(Ok(b)) => {
+            let text = core::str::from_utf8(b).map_err(|_| format!("{}: not UTF-8", crate::trust::KEYS_FILE))?;
+            crate::trust::parse_keys(text).map_err(|e| format!("{}: {e}", crate::trust::KEYS_FILE))?
+        }
+        _ => Vec::new(),
+    };
+    let r = &policy.trust;
+    if (r.signatures || r.configs) && keys.is_empty() {
+        return Err(format!(
+            "rxen.toml: [trust] asks for signatures but the image carries no keys ({}; rxen-mkimage build --trust-key)",
+            crate::trust::KEYS_FILE
+        ));
+    }
+    Ok(crate::trust::Trust { rules: r.clone(), keys })
+}
+
 /// A note: on the console and in the trace.
 fn note(con: &mut dyn Console, trace: &mut Trace, m: String) {
     say!(con, "{m}");
@@ -418,7 +490,16 @@ impl<'a> Session<'_, 'a> {
     /// Where this attempt's files come from: the memdisk, the modules, `volumes`.
     fn files<'x>(&self, disks: &'x [Disk], volumes: &'x mut [Volume]) -> Files<'x, 'a> {
         let (memdisk, modules, clock) = (self.env.memdisk, self.env.modules, self.platform.clock());
-        Files { memdisk, modules, disks, volumes, reads: Vec::new(), clock, pv: self.env.pv.is_some() }
+        Files {
+            memdisk,
+            modules,
+            disks,
+            volumes,
+            reads: Vec::new(),
+            clock,
+            pv: self.env.pv.is_some(),
+            trust: self.trust.clone(),
+        }
     }
 
     /// With `rxen.debug`, print each file read from a disk: its size, the time and the
@@ -455,6 +536,7 @@ impl<'a> Session<'_, 'a> {
             Ok(None) => {}
             Err(e) => {
                 self.search_failed = matches!(step.kind, StepKind::Search(_));
+                self.halted |= self.trust.rules.require && e.is_refusal();
                 say!(self.con, "step {label} failed: {e}");
                 self.trace.steps.push((label.clone(), format!("failed: {e}")));
                 self.tried.push(format!("{label}: {e}"));
@@ -566,6 +648,9 @@ impl<'a> Session<'_, 'a> {
                 Err(e) => {
                     say!(self.con, "{e}");
                     why.push(e.to_string());
+                    if self.trust.rules.require && e.is_refusal() {
+                        return Err(e);
+                    }
                 }
             }
         }
