@@ -300,7 +300,7 @@ impl Explanation {
             }
             None => s.push_str("boots: nothing (every step failed)\n"),
         }
-        s
+        terminal_safe(&s)
     }
 
     /// For scripts: one JSON object.
@@ -354,7 +354,30 @@ impl Explanation {
     }
 }
 
-/// A JSON string literal.
+/// Whether `c` must not reach a terminal raw: control characters (C0 but newline, DEL,
+/// C1: a terminal acts on them, e.g. ESC and CSI sequences) and the bidirectional
+/// overrides that make text display in another order than it reads.
+fn dangerous(c: char) -> bool {
+    (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every [`dangerous`] character written as `\xNN` or `\u{NNNN}`: the disk
+/// names, file names, titles and command lines explain prints come from the guest.
+pub fn terminal_safe(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !dangerous(c) {
+            o.push(c);
+        } else if (c as u32) < 0x100 {
+            let _ = write!(o, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(o, "\\u{{{:04x}}}", c as u32);
+        }
+    }
+    o
+}
+
+/// A JSON string literal (control characters, C1 and bidi overrides escaped as `\uNNNN`).
 pub fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
@@ -365,7 +388,7 @@ pub fn json_str(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c if dangerous(c) => {
                 let _ = write!(o, "\\u{:04x}", c as u32);
             }
             c => o.push(c),
@@ -377,11 +400,22 @@ pub fn json_str(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Answer, json_str};
+    use super::{Answer, json_str, terminal_safe};
 
     #[test]
     fn json_strings_escape() {
         assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+        assert_eq!(json_str("\u{9b}2J\u{7f}\u{202e}"), "\"\\u009b2J\\u007f\\u202e\"");
+    }
+
+    /// A guest's menu title or file name cannot drive the dom0 terminal (ESC and CSI
+    /// sequences, a bidi override), and the lines stay lines.
+    #[test]
+    fn text_output_is_terminal_safe() {
+        assert_eq!(
+            terminal_safe("entry \u{1b}]0;owned\u{7}\u{9b}2J x\u{202e}y\ttab\nnext\r\n"),
+            "entry \\x1b]0;owned\\x07\\x9b2J x\\u{202e}y\\x09tab\nnext\\x0d\n"
+        );
     }
 
     #[test]

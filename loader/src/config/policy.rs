@@ -684,6 +684,7 @@ mod tests {
             ("generic.toml", include_str!("../../../configs/generic.toml")),
             ("generic-pv.toml", include_str!("../../../configs/generic-pv.toml")),
             ("fixed-kernel.toml", include_str!("../../../configs/fixed-kernel.toml")),
+            ("verified.toml", include_str!("../../../configs/verified.toml")),
         ] {
             parse_policy(text).unwrap_or_else(|e| panic!("{}", e.in_file(name)));
         }
