@@ -210,6 +210,8 @@ pub struct BlkFront {
     /// buffer goes back to the caller.
     stuck: Vec<Granted>,
     released: bool,
+    /// The ring keys were published (a backend may map the ring).
+    published: bool,
     /// Set after a timeout: the ring is in an unknown state.
     broken: Option<&'static str>,
 }
@@ -277,12 +279,13 @@ impl BlkFront {
             bounce,
             stuck: Vec::new(),
             released: false,
+            published: false,
             broken: None,
         };
         match d.connect() {
             Ok(()) => Ok(d),
             Err(e) => {
-                d.teardown();
+                d.abandon();
                 Err(e)
             }
         }
@@ -301,20 +304,8 @@ impl BlkFront {
     /// Wait until the backend's state satisfies `ok`; `bad` states end the wait with an error.
     fn wait_backend(&self, what: &str, ok: impl Fn(u32) -> bool, bad: impl Fn(u32) -> bool) -> Result<u32, String> {
         let d = Deadline::after_ms(STATE_MS);
-        loop {
-            let s = self.backend_state()?;
-            if ok(s) {
-                return Ok(s);
-            }
-            if bad(s) {
-                return Err(format!("backend went to state {} while waiting for {what}", state_name(s)));
-            }
-            if d.expired() {
-                return Err(format!("backend still {} after {} s, waiting for {what}", state_name(s), STATE_MS / 1000));
-            }
-            // Polling xenstore is cheap for us but not for dom0: pace it.
-            super::sleep_us(5_000);
-        }
+        // Polling xenstore is cheap for us but not for dom0: pace it.
+        wait_state(what, || self.backend_state(), ok, bad, || d.expired(), || super::sleep_us(5_000), STATE_MS)
     }
 
     fn backend_u64(&self, key: &str) -> Option<u64> {
@@ -370,7 +361,10 @@ impl BlkFront {
             })();
             match r {
                 Ok(()) => match xs.transaction_end(tx, true) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.published = true;
+                        break;
+                    }
                     Err(XsError::Error(e)) if e == "EAGAIN" && tries < 5 => tries += 1,
                     Err(e) => return Err(xs_err("committing the ring keys", e)),
                 },
@@ -693,6 +687,21 @@ impl BlkFront {
     }
 
     /// Undo what `connect` did, as far as it got.
+    /// After a failed connect: when the ring was published, a backend may have mapped it
+    /// (Linux's blkback maps the ring as soon as the frontend is Initialised, before its
+    /// hotplug script finished): ask it to let go (Closing, Closed, each wait bounded),
+    /// then end the grants. Best effort: the connect error is what gets reported.
+    fn abandon(&mut self) {
+        use xenbus_state::*;
+        if self.published {
+            let _ = self.set_state(CLOSING);
+            let _ = self.wait_backend("Closing", |s| s == CLOSING || s == CLOSED, |_| false);
+            let _ = self.set_state(CLOSED);
+            let _ = self.wait_backend("Closed", |s| s == CLOSED, |_| false);
+        }
+        self.teardown();
+    }
+
     fn teardown(&mut self) {
         if self.port != 0 {
             evtchn_close(self.port);
@@ -794,6 +803,33 @@ impl BlockDevice for BlkFront {
     }
 }
 
+/// Poll `state` until it satisfies `ok`; a `bad` state, an error reading it, or
+/// `expired` (a bound of `bound_ms`, for the message) ends the wait with a message that
+/// names the state seen and the one waited for. Pure: the host tests script the backend.
+fn wait_state(
+    what: &str,
+    mut state: impl FnMut() -> Result<u32, String>,
+    ok: impl Fn(u32) -> bool,
+    bad: impl Fn(u32) -> bool,
+    mut expired: impl FnMut() -> bool,
+    mut pause: impl FnMut(),
+    bound_ms: u64,
+) -> Result<u32, String> {
+    loop {
+        let s = state()?;
+        if ok(s) {
+            return Ok(s);
+        }
+        if bad(s) {
+            return Err(format!("backend went to state {} while waiting for {what}", state_name(s)));
+        }
+        if expired() {
+            return Err(format!("backend still {} after {} s, waiting for {what}", state_name(s), bound_ms / 1000));
+        }
+        pause();
+    }
+}
+
 /// xenbus state names for messages.
 pub fn state_name(s: u32) -> &'static str {
     match s {
@@ -848,6 +884,47 @@ mod tests {
             status: 0,
             done: false,
         }
+    }
+
+    /// A scripted backend: the states it shows, one per poll (the last one forever), and
+    /// a clock of polls; the wait must end by the bound whatever the backend does.
+    fn scripted(states: &[Result<u32, &str>], what: &str, bound_polls: u32) -> (Result<u32, String>, u32) {
+        let polls = core::cell::Cell::new(0u32);
+        let r = wait_state(
+            what,
+            || {
+                let i = (polls.get() as usize).min(states.len() - 1);
+                states[i].map_err(|e| format!("reading the backend state: {e}"))
+            },
+            |s| s == xenbus_state::CONNECTED,
+            |s| s > xenbus_state::CONNECTED,
+            || polls.get() >= bound_polls,
+            || polls.set(polls.get() + 1),
+            STATE_MS,
+        );
+        (r, polls.get())
+    }
+
+    #[test]
+    fn backend_waits_are_bounded_and_name_the_state() {
+        use xenbus_state::*;
+        // A backend that never moves: the bound ends it, naming the state it stayed in.
+        let (r, polls) = scripted(&[Ok(INIT_WAIT)], "Connected", 2000);
+        assert_eq!(r.unwrap_err(), "backend still InitWait after 10 s, waiting for Connected");
+        assert_eq!(polls, 2000);
+        // One that gives up (Closing) while we wait: at once, named.
+        let (r, polls) = scripted(&[Ok(INIT_WAIT), Ok(INITIALISED), Ok(CLOSING)], "Connected", 2000);
+        assert_eq!(r.unwrap_err(), "backend went to state Closing while waiting for Connected");
+        assert_eq!(polls, 2);
+        // xenstore fails (the node went away: a vbd that disappeared): the error, at once.
+        let (r, _) = scripted(&[Ok(INIT_WAIT), Err("ENOENT")], "Connected", 2000);
+        assert_eq!(r.unwrap_err(), "reading the backend state: ENOENT");
+        // A garbage state value is named, not trusted.
+        let (r, _) = scripted(&[Ok(77)], "Connected", 3);
+        assert_eq!(r.unwrap_err(), "backend went to state (invalid) while waiting for Connected");
+        // The normal sequence.
+        let (r, polls) = scripted(&[Ok(INITIALISING), Ok(INIT_WAIT), Ok(CONNECTED)], "Connected", 2000);
+        assert_eq!((r, polls), (Ok(CONNECTED), 2));
     }
 
     #[test]
