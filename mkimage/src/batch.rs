@@ -9,6 +9,7 @@
 //! initrd = ["initrd.img"]
 //! cmdline = "console=hvc0"
 //! add = { "etc/motd" = "motd" }   # memdisk path = host file
+//! trust_key = ["fleet.pub"]  # keys for a policy's [trust] rules (build --trust-key)
 //!
 //! [[image]]
 //! name = "web1"              # DIR/web1.img
@@ -54,6 +55,8 @@ struct Spec {
     config: Option<PathBuf>,
     #[serde(default)]
     add: BTreeMap<String, PathBuf>,
+    /// Public keys for the policy's [trust] rules (`build --trust-key`).
+    trust_key: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,8 +68,9 @@ struct Manifest {
     image: Vec<toml::Spanned<Spec>>,
 }
 
-/// What an image's memdisk holds besides its policy: loader, kernel, initrds, added files.
-type SharedKey = (PathBuf, Option<PathBuf>, Vec<PathBuf>, BTreeMap<String, PathBuf>);
+/// What an image's memdisk holds besides its policy: loader, kernel, initrds, added files,
+/// trusted keys.
+type SharedKey = (PathBuf, Option<PathBuf>, Vec<PathBuf>, BTreeMap<String, PathBuf>, Vec<PathBuf>);
 /// An image's SHA-256 and size, once built.
 type Built = Result<([u8; 32], u64)>;
 
@@ -81,6 +85,7 @@ struct Job {
     cmdline: String,
     config: Option<PathBuf>,
     add: BTreeMap<String, PathBuf>,
+    trust_key: Vec<PathBuf>,
 }
 
 impl Job {
@@ -90,7 +95,7 @@ impl Job {
         if self.config.as_ref().is_some_and(|c| c.extension().is_some_and(|e| e == "cfg")) {
             return None;
         }
-        Some((self.loader.clone(), self.kernel.clone(), self.initrd.clone(), self.add.clone()))
+        Some((self.loader.clone(), self.kernel.clone(), self.initrd.clone(), self.add.clone(), self.trust_key.clone()))
     }
 }
 
@@ -151,7 +156,9 @@ fn parse(manifest: &Path, default_loader: &dyn Fn() -> Result<PathBuf>) -> Resul
         };
         let mut add: BTreeMap<String, PathBuf> = d.add.iter().map(|(k, v)| (k.clone(), abs(v))).collect();
         add.extend(i.add.iter().map(|(k, v)| (k.clone(), abs(v))));
-        jobs.push(Job { line, name, loader, kernel, initrd, cmdline, config, add });
+        let trust_key = i.trust_key.as_ref().or(d.trust_key.as_ref()).map(|v| v.iter().map(&abs).collect());
+        let trust_key = trust_key.unwrap_or_default();
+        jobs.push(Job { line, name, loader, kernel, initrd, cmdline, config, add, trust_key });
     }
     Ok(jobs)
 }
@@ -189,6 +196,10 @@ fn memdisk_without_policy(job: &Job, inputs: &Inputs) -> Result<Memdisk> {
     for (g, h) in &job.add {
         md.add(g, inputs.get(h)?.to_vec(), h.display().to_string())?;
     }
+    if !job.trust_key.is_empty() {
+        let (_, text) = crate::sign::keys_file(&job.trust_key)?;
+        md.add(rxen_loader::trust::KEYS_FILE, text.into_bytes(), "trust_key")?;
+    }
     Ok(md)
 }
 
@@ -221,7 +232,7 @@ fn shared(job: &Job, inputs: &Inputs, symbols: bool) -> Result<Shared> {
     let loader = inputs.get(&job.loader)?;
     image::read_image(&loader).with_context(|| job.loader.display().to_string())?;
     let mut md = memdisk_without_policy(job, inputs)?;
-    let files = memdisk_without_policy(job, inputs)?;
+    let files = md.clone();
     // The loader's function names, as `build` adds them.
     if symbols {
         crate::cli::add_symbols(&mut md, &job.loader, &loader);
@@ -239,6 +250,7 @@ fn build_one(job: &Job, sh: &Shared, inputs: &Inputs, dir: &Path) -> Result<([u8
     let (text, source) = policy(job, inputs)?;
     let pol = assemble::parse_policy_bytes(&text, &source)?;
     assemble::check_policy_files(&pol, &source, |p| sh.files.get(p).map(|f| (&f.data[..], f.source.clone())))?;
+    crate::sign::check_trust(&pol, sh.files.get(rxen_loader::trust::KEYS_FILE).is_some())?;
     // The policy's archive entry and the end blocks: an archive of just the policy.
     let mut tail_md = rxen_memdisk_writer::MemdiskBuilder::new();
     tail_md.add_file(POLICY_PATH, text).map_err(|e| anyhow!("{POLICY_PATH}: {e}"))?;

@@ -376,18 +376,7 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         md.add(rxen_loader::trust::KEYS_FILE, text.into_bytes(), "--trust-key")?;
     }
     let policy = md.check_policy()?;
-    let has_keys = md.get(rxen_loader::trust::KEYS_FILE).is_some();
-    let t = &policy.trust;
-    if (t.signatures || t.configs) && !has_keys {
-        bail!(
-            "rxen.toml: [trust] asks for signatures (signatures/configs = true): give the keys with --trust-key NAME.pub"
-        );
-    }
-    if has_keys && !(t.signatures || t.configs) {
-        bail!(
-            "--trust-key: the policy does not use keys: set signatures = true (or configs = true) in its [trust] table"
-        );
-    }
+    crate::sign::check_trust(&policy, md.get(rxen_loader::trust::KEYS_FILE).is_some())?;
     if !args.no_symbols {
         add_symbols(&mut md, &loader_path, &loader);
     }

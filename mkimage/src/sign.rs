@@ -122,6 +122,24 @@ pub fn sign(key: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The policy's `[trust]` rules against whether the memdisk carries keys: rules that need
+/// keys without any, or keys no rule uses, would make an image that cannot do what was
+/// meant.
+pub fn check_trust(policy: &rxen_loader::config::policy::Policy, has_keys: bool) -> Result<()> {
+    let t = &policy.trust;
+    if (t.signatures || t.configs) && !has_keys {
+        bail!(
+            "rxen.toml: [trust] asks for signatures (signatures/configs = true): give the keys with --trust-key NAME.pub"
+        );
+    }
+    if has_keys && !(t.signatures || t.configs) {
+        bail!(
+            "--trust-key: the policy does not use keys: set signatures = true (or configs = true) in its [trust] table"
+        );
+    }
+    Ok(())
+}
+
 /// The keys of `--trust-key` files, sorted by key id, each once: the memdisk's keys file.
 pub fn keys_file(paths: &[PathBuf]) -> Result<(Vec<TrustedKey>, String)> {
     let mut keys: Vec<TrustedKey> = Vec::new();

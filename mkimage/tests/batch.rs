@@ -161,3 +161,39 @@ fn a_bad_image_names_its_line_and_keeps_the_previous_set() {
     assert!(err.contains("key.toml:") && err.contains("kernal"), "{err}");
     assert_eq!(sums(&p.join("set")), before);
 }
+
+/// Verified-boot fleets: `trust_key` puts the keys in each image as `build --trust-key`
+/// does (same bytes), and a policy that asks for signatures without keys names its line.
+#[test]
+fn batch_trust_keys_match_build() {
+    let d = fixture();
+    let p = d.path();
+    assert_eq!(mkimage(p, &["keygen", "fleet"]).0, 0);
+    fs::write(
+        p.join("signed.toml"),
+        "version = 1\n[trust]\nsignatures = true\n[[step]]\ntype = \"search\"\nfile = \"/vmlinuz\"\n\
+         [[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("fleet.toml"),
+        "[defaults]\nloader = \"pvh-boot\"\ntrust_key = [\"fleet.pub\"]\n\n[[image]]\nname = \"a\"\nconfig = \"signed.toml\"\n",
+    )
+    .unwrap();
+    let (code, err) = mkimage(p, &["batch", "fleet.toml", "-o", "set"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = mkimage(
+        p,
+        &["build", "-o", "a.img", "--loader", "pvh-boot", "--config", "signed.toml", "--trust-key", "fleet.pub"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(fs::read(p.join("set/a.img")).unwrap() == fs::read(p.join("a.img")).unwrap(), "batch != build");
+    fs::write(
+        p.join("fleet.toml"),
+        "[defaults]\nloader = \"pvh-boot\"\n\n[[image]]\nname = \"a\"\nconfig = \"signed.toml\"\n",
+    )
+    .unwrap();
+    let (code, err) = mkimage(p, &["batch", "fleet.toml", "-o", "set2"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("fleet.toml:4") && err.contains("give the keys with --trust-key"), "{err}");
+}
