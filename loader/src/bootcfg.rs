@@ -158,6 +158,17 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
         if new == old {
             return Ok(format!("{name}: already {what}"));
         }
+        // Old or new, never half of each: the change must lie in one 512-byte sector (a
+        // disk writes a sector whole). ext4's writer checks this itself, with the disk's
+        // real sector size, and writes only that sector; the others rewrite unchanged
+        // sectors with their own bytes, which a power cut cannot tear.
+        let changed = old.chunks(512).zip(new.chunks(512)).filter(|(a, b)| a != b).count();
+        if changed > 1 && fs.kind() != "ext4" {
+            return Err(format!(
+                "{name}: not saved: the change spans {changed} disk sectors, and a power cut between two sector \
+                 writes would leave half of each"
+            ));
+        }
         fs.write_in_place(&ino, 0, &new).map_err(|e| format!("{name}: not saved: {e}"))?;
         Ok(format!("{name}: saved {what}"))
     }

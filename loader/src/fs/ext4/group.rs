@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Block group descriptors: where they live (plain, meta_bg, sparse_super/sparse_super2
-//! backups) and what the reader needs from them (the inode table).
+//! backups) and what the reader needs from them (the inode table; for the in-place
+//! writer's checks also the bitmaps, the group's flags and its block bitmap checksum).
 //!
 //! Linux `Documentation/filesystems/ext4/group_descr.rst` and `blockgroup.rst`.
 
@@ -75,6 +76,36 @@ pub fn inode_table(sb: &Superblock, g: u32, desc: &[u8]) -> Result<u64, Ext4Erro
         return Err(Ext4Error::Corrupt { what: "inode table outside the filesystem", ino: 0, block: blk });
     }
     Ok(table)
+}
+
+/// `bg_flags`: the block bitmap is not initialised (every block but the group's own
+/// metadata is free).
+pub const BG_BLOCK_UNINIT: u16 = 0x2;
+
+/// What the in-place writer needs of a group beyond its inode table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bitmaps {
+    pub block_bitmap: u64,
+    pub inode_bitmap: u64,
+    pub flags: u16,
+    /// `bg_block_bitmap_csum` (lo, and hi with 64-byte descriptors) and how many bits of
+    /// the crc32c it keeps.
+    pub block_bitmap_csum: u32,
+    pub block_bitmap_csum_bits: u32,
+}
+
+/// The bitmap fields of one descriptor (check it with [`inode_table`] first).
+pub fn bitmaps(sb: &Superblock, desc: &[u8]) -> Bitmaps {
+    let wide = sb.desc_size >= 64;
+    let hi = |off: usize| if wide { u64::from(le32(desc, off)) << 32 } else { 0 };
+    let csum_hi = if wide { u32::from(le16(desc, 0x38)) << 16 } else { 0 };
+    Bitmaps {
+        block_bitmap: u64::from(le32(desc, 0x0)) | hi(0x20),
+        inode_bitmap: u64::from(le32(desc, 0x4)) | hi(0x24),
+        flags: le16(desc, 0x12),
+        block_bitmap_csum: u32::from(le16(desc, 0x18)) | csum_hi,
+        block_bitmap_csum_bits: if wide { 32 } else { 16 },
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,33 @@ use crate::crc::crc32c_raw;
 
 pub const ROOT_INO: u32 = 2;
 
+// i_flags (Linux `fs/ext4/ext4.h`, `EXT4_*_FL`).
+pub const FLAG_SECRM: u32 = 0x1;
+pub const FLAG_UNRM: u32 = 0x2;
+pub const FLAG_COMPR: u32 = 0x4;
+pub const FLAG_SYNC: u32 = 0x8;
+pub const FLAG_IMMUTABLE: u32 = 0x10;
+pub const FLAG_APPEND: u32 = 0x20;
+pub const FLAG_NODUMP: u32 = 0x40;
+pub const FLAG_NOATIME: u32 = 0x80;
+pub const FLAG_DIRTY: u32 = 0x100;
+pub const FLAG_COMPRBLK: u32 = 0x200;
+pub const FLAG_NOCOMPR: u32 = 0x400;
 pub const FLAG_ENCRYPT: u32 = 0x800;
+pub const FLAG_JOURNAL_DATA: u32 = 0x4000;
+pub const FLAG_NOTAIL: u32 = 0x8000;
+pub const FLAG_DIRSYNC: u32 = 0x1_0000;
+pub const FLAG_TOPDIR: u32 = 0x2_0000;
 pub const FLAG_HUGE_FILE: u32 = 0x4_0000;
 pub const FLAG_EXTENTS: u32 = 0x8_0000;
+pub const FLAG_VERITY: u32 = 0x10_0000;
+pub const FLAG_EA_INODE: u32 = 0x20_0000;
+pub const FLAG_EOFBLOCKS: u32 = 0x40_0000;
+/// The ext4 snapshot patches' `SNAPFILE`, `SNAPFILE_DELETED`, `SNAPFILE_SHRUNK`.
+pub const FLAGS_SNAPSHOT: u32 = 0x100_0000 | 0x400_0000 | 0x800_0000;
+pub const FLAG_DAX: u32 = 0x200_0000;
 pub const FLAG_INLINE_DATA: u32 = 0x1000_0000;
+pub const FLAG_PROJINHERIT: u32 = 0x2000_0000;
 
 /// Bytes of file data `i_block` holds.
 pub const I_BLOCK_LEN: usize = 60;

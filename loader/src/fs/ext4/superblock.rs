@@ -21,15 +21,34 @@ pub const COMPAT_HAS_JOURNAL: u32 = 0x4;
 pub const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 // s_feature_ro_compat
 pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
+pub const RO_COMPAT_LARGE_FILE: u32 = 0x2;
 pub const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+pub const RO_COMPAT_GDT_CSUM: u32 = 0x10;
+pub const RO_COMPAT_DIR_NLINK: u32 = 0x20;
+pub const RO_COMPAT_EXTRA_ISIZE: u32 = 0x40;
+pub const RO_COMPAT_HAS_SNAPSHOT: u32 = 0x80;
+pub const RO_COMPAT_QUOTA: u32 = 0x100;
+pub const RO_COMPAT_BIGALLOC: u32 = 0x200;
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+pub const RO_COMPAT_READONLY: u32 = 0x1000;
+pub const RO_COMPAT_PROJECT: u32 = 0x2000;
+pub const RO_COMPAT_SHARED_BLOCKS: u32 = 0x4000;
+pub const RO_COMPAT_VERITY: u32 = 0x8000;
+pub const RO_COMPAT_ORPHAN_PRESENT: u32 = 0x1_0000;
 // s_feature_incompat
 pub const INCOMPAT_FILETYPE: u32 = 0x2;
 pub const INCOMPAT_RECOVER: u32 = 0x4;
 pub const INCOMPAT_META_BG: u32 = 0x10;
+pub const INCOMPAT_EXTENTS: u32 = 0x40;
 pub const INCOMPAT_64BIT: u32 = 0x80;
+pub const INCOMPAT_MMP: u32 = 0x100;
+pub const INCOMPAT_FLEX_BG: u32 = 0x200;
+pub const INCOMPAT_EA_INODE: u32 = 0x400;
 pub const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 pub const INCOMPAT_LARGEDIR: u32 = 0x4000;
+pub const INCOMPAT_INLINE_DATA: u32 = 0x8000;
+pub const INCOMPAT_ENCRYPT: u32 = 0x1_0000;
+pub const INCOMPAT_CASEFOLD: u32 = 0x2_0000;
 
 /// The incompat bits this reader understands (reading needs nothing more from them, or
 /// they are handled): filetype, recover (the journal is replayed in memory), meta_bg,
@@ -97,6 +116,8 @@ pub struct Superblock {
     pub journal_inum: u32,
     pub desc_size: u32,
     pub first_meta_bg: u32,
+    /// `s_reserved_gdt_blocks`: blocks kept after each descriptor table copy for growth.
+    pub reserved_gdt_blocks: u32,
     pub backup_bgs: [u32; 2],
     pub groups: u32,
     /// The `metadata_csum` seed, when the feature is on.
@@ -202,6 +223,7 @@ impl Superblock {
             journal_inum: le32(raw, 0xe0),
             desc_size,
             first_meta_bg: le32(raw, 0x104),
+            reserved_gdt_blocks: u32::from(le16(raw, 0xce)),
             backup_bgs: [le32(raw, 0x24c), le32(raw, 0x250)],
             groups: groups as u32,
             csum_seed,
