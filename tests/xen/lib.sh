@@ -19,7 +19,7 @@ xen_kver() { cat "$cache/KVER"; }
 ensure_loader() {
     LOADER_DIR="${RXEN_XEN_LOADER_DIR:-$root/target/release}"
     if [[ -z "${RXEN_XEN_LOADER_DIR:-}" ]] &&
-        [[ -n "${RXEN_XEN_BUILD:-}" || ! -x "$LOADER_DIR/pvh-boot" || ! -x "$LOADER_DIR/pv-boot" || ! -x "$LOADER_DIR/rxen-mkimage" ]]; then
+        [[ -n "${RXEN_XEN_BUILD:-}" || ! -x "$LOADER_DIR/pvh-boot" || ! -x "$LOADER_DIR/pv-boot" || ! -x "$LOADER_DIR/rxen-mkimage" || ! -x "$LOADER_DIR/rxen" ]]; then
         (cd "$root" && cargo build --release --locked >&2)
     fi
     [[ -x "$LOADER_DIR/pvh-boot" && -x "$LOADER_DIR/pv-boot" && -x "$LOADER_DIR/rxen-mkimage" ]] || {

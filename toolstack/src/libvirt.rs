@@ -3,7 +3,9 @@
 //! through libvirt (whose remote URIs reach every host of a fleet). PVH guests are
 //! `<type arch='x86_64' machine='xenpvh'>xenpvh</type>`, PV ones `machine='xenpv'` `linux`;
 //! disks are `xvd*` targets on the `xen` bus, block devices as `<driver name='phy'/>`,
-//! files as `<driver name='qemu' type='raw'/>`.
+//! raw files as `<driver name='phy' type='raw'/>` (blkback over a loop device, what xl
+//! picks for them: no device model needed in dom0), other formats as
+//! `<driver name='qemu' type='FORMAT'/>`.
 
 use std::fmt::Write;
 
@@ -71,7 +73,8 @@ pub fn domain_xml(c: &XlConfig, is_block: &dyn Fn(&str) -> bool) -> Result<Strin
             let _ = writeln!(x, "      <source dev='{}'/>", esc(&d.target));
         } else {
             let _ = writeln!(x, "    <disk type='file' device='{device}'>");
-            let _ = writeln!(x, "      <driver name='qemu' type='{}'/>", esc(&d.format));
+            let name = if d.format == "raw" { "phy" } else { "qemu" };
+            let _ = writeln!(x, "      <driver name='{name}' type='{}'/>", esc(&d.format));
             let _ = writeln!(x, "      <source file='{}'/>", esc(&d.target));
         }
         let _ = writeln!(x, "      <target dev='{}' bus='xen'/>", esc(&d.vdev));
@@ -108,7 +111,7 @@ mod tests {
             "<cmdline>console=hvc0 a&amp;b</cmdline>",
             "<memory unit='MiB'>1024</memory>",
             "<disk type='block' device='disk'>\n      <driver name='phy'/>\n      <source dev='/dev/vg0/web'/>\n      <target dev='xvda' bus='xen'/>",
-            "<source file='/srv/iso.img'/>\n      <target dev='xvdb' bus='xen'/>\n      <readonly/>",
+            "<driver name='phy' type='raw'/>\n      <source file='/srv/iso.img'/>\n      <target dev='xvdb' bus='xen'/>\n      <readonly/>",
         ] {
             assert!(x.contains(want), "{want}\n{x}");
         }

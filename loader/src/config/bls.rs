@@ -347,6 +347,12 @@ pub fn read_dir(
 ) -> Result<Vec<BlsEntry>, String> {
     let names = fs.list(Some(device), dir)?;
     let mut out = Vec::new();
+    let files = names.iter().filter(|n| is_entry_file_name(n)).count();
+    if files > MAX_ENTRIES {
+        messages.push(format!(
+            "({device}){dir}: {files} entry files, more than the {MAX_ENTRIES} read; the rest are ignored"
+        ));
+    }
     for name in names.iter().filter(|n| is_entry_file_name(n)).take(MAX_ENTRIES) {
         let path = format!("{}/{name}", dir.trim_end_matches('/'));
         match fs.read(Some(device), &path, MAX_ENTRY_FILE) {
@@ -373,7 +379,12 @@ pub fn load(fs: &mut dyn ConfigFs, device: &str, env: &Env) -> Result<Menu, Menu
         }
     }
     let Some((dir, list)) = found else {
-        return Err(MenuError::new(&format!("({device}){BOOT_ENTRIES_DIR}"), 0, "no BLS entries"));
+        // Say why, when entry files were there but none could be read (too large, ...).
+        let why = match messages.first() {
+            Some(m) => format!("no BLS entries ({m})"),
+            None => String::from("no BLS entries"),
+        };
+        return Err(MenuError::new(&format!("({device}){BOOT_ENTRIES_DIR}"), 0, why));
     };
     let mut menu = Menu::new(Format::Bls, &format!("({device}){dir}"));
     menu.messages = messages;
@@ -484,6 +495,30 @@ pub fn glob(pat: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn refused_entry_files_are_named() {
+        use crate::config::configfs::MemFs;
+        // The only entry file is too large: the error says so instead of just "no entries".
+        let mut fs = MemFs::new("d");
+        let mut big = String::from("title big\nlinux /vmlinuz\noptions ");
+        big.push_str(&"x".repeat(MAX_ENTRY_FILE));
+        fs.add_file("d", "/loader/entries/big.conf", big);
+        let e = load(&mut fs, "d", &Env::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "(d)/boot/loader/entries: no BLS entries ((d)/loader/entries/big.conf: /loader/entries/big.conf: 65569 \
+             bytes is over the 65536-byte limit)"
+        );
+        // More entry files than are read: the first MAX_ENTRIES are, and a message says so.
+        let mut fs = MemFs::new("d");
+        for i in 0..MAX_ENTRIES + 3 {
+            fs.add_file("d", &format!("/loader/entries/e{i:04}.conf"), format!("title e{i}\nlinux /k{i}\n"));
+        }
+        let m = load(&mut fs, "d", &Env::default()).unwrap();
+        assert_eq!(m.entries.len(), MAX_ENTRIES);
+        assert_eq!(m.messages, ["(d)/loader/entries: 515 entry files, more than the 512 read; the rest are ignored"]);
+    }
 
     #[test]
     fn loader_conf_and_its_glob() {

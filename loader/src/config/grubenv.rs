@@ -297,6 +297,11 @@ pub fn describe(vars: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ext4_rewrites_blocks_of_this_size() {
+        assert_eq!(super::BLOCK_SIZE as u64, crate::fs::ext4::IN_PLACE_FILE_SIZE);
+    }
+
     use super::*;
 
     fn s(v: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {

@@ -32,33 +32,7 @@ pub struct Policy {
     pub trust: TrustPolicy,
 }
 
-/// The policy's `[trust]` table: verified boot. Files from the memdisk and the domain's
-/// modules come from dom0 and are trusted; these rules are about the guest's disks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustPolicy {
-    /// `signatures = true`: a kernel or initrd read from a guest disk boots only with a
-    /// valid `FILE.sig` by a key the image carries (`rxen-mkimage build --trust-key`), or
-    /// when it matches its step's sha256 pin.
-    pub signatures: bool,
-    /// `configs = true`: so must every file the configuration readers read from a guest
-    /// disk (grub.cfg and what it sources, BLS entries, extlinux.conf, menu.lst), except
-    /// grubenv.
-    pub configs: bool,
-    /// `require = true`: a refused file stops the boot (the domain powers off) instead
-    /// of the next entry or step being tried.
-    pub require: bool,
-    /// `lock_cmdline = true`: the kernel gets the step's (or the verified configuration's)
-    /// command line, nothing else: the menu cannot edit it, and the domain's words and
-    /// `rxen.cmdline=replace` do not reach it.
-    pub lock_cmdline: bool,
-}
-
-impl TrustPolicy {
-    /// Whether any rule is on.
-    pub fn any(&self) -> bool {
-        self.signatures || self.configs || self.require || self.lock_cmdline
-    }
-}
+pub use crate::trust::TrustPolicy;
 
 /// sha256 pins of a step: the kernel, each initrd in order, the configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -118,6 +118,11 @@ pub fn parse(image: &[u8]) -> Result<BzImage<'_>, KernelError> {
         return Err(KernelError::BzBadAlignment(kernel_alignment));
     }
     let since = |v: u16, val: u32| if version >= v { val } else { 0 };
+    let (payload_offset, payload_length) =
+        (since(proto::V2_08, h32(HDR_PAYLOAD_OFFSET)), since(proto::V2_08, h32(HDR_PAYLOAD_LENGTH)));
+    if payload_length != 0 {
+        check_payload(&image[setup_len..], payload_offset, payload_length)?;
+    }
     Ok(BzImage {
         image,
         version,
@@ -132,8 +137,8 @@ pub fn parse(image: &[u8]) -> Result<BzImage<'_>, KernelError> {
         min_alignment: if version >= proto::V2_10 { u8_at(image, HDR_MIN_ALIGNMENT).unwrap_or(0) } else { 0 },
         xloadflags: if version >= proto::V2_12 { u16_at(image, HDR_XLOADFLAGS).unwrap_or(0) } else { 0 },
         cmdline_size: h32(HDR_CMDLINE_SIZE),
-        payload_offset: since(proto::V2_08, h32(HDR_PAYLOAD_OFFSET)),
-        payload_length: since(proto::V2_08, h32(HDR_PAYLOAD_LENGTH)),
+        payload_offset,
+        payload_length,
         pref_address: if version >= proto::V2_10 {
             u64_at(image, HDR_PREF_ADDRESS).unwrap_or(0)
         } else {
@@ -143,6 +148,38 @@ pub fn parse(image: &[u8]) -> Result<BzImage<'_>, KernelError> {
         handover_offset: since(proto::V2_11, h32(HDR_HANDOVER_OFFSET)),
         kernel_info_offset: since(proto::V2_15, h32(HDR_KERNEL_INFO_OFFSET)),
     })
+}
+
+/// The compressed payload (`payload_offset`/`payload_length`, protocol 2.08) must lie
+/// inside the protected-mode kernel `pm` and be in a format Linux's decompressor reads
+/// (told by its magic, [`super::decompress::detect`]; an uncompressed ELF is let through
+/// too), and an xz stream header must pass its CRC: a kernel whose payload is damaged this
+/// way would stop in its own decompressor ("-- System halted") after the handoff, with the
+/// guest hung, where refusing it lets the next boot step run. Only the payload's first
+/// bytes are read.
+fn check_payload(pm: &[u8], offset: u32, length: u32) -> Result<(), KernelError> {
+    use super::PayloadProblem;
+    let fault = |problem| KernelError::BzPayload { offset, length, problem };
+    let Some(p) = super::le::slice(pm, offset.into(), length.into()) else {
+        return Err(fault(PayloadProblem::Outside { pm_len: pm.len() as u64 }));
+    };
+    if p.starts_with(super::elf::ELF_MAGIC) {
+        return Ok(());
+    }
+    match super::decompress::detect(p) {
+        None => {
+            let mut head = [0u8; 4];
+            let n = p.len().min(4);
+            head[..n].copy_from_slice(&p[..n]);
+            Err(fault(PayloadProblem::UnknownFormat { head, len: n as u8 }))
+        }
+        // The stream header: magic (6), stream flags (2), CRC32 of the flags (4).
+        Some(super::decompress::Format::Xz) => match (p.get(6..8), super::le::u32_at(p, 8)) {
+            (Some(flags), Some(stored)) if crate::crc::crc32(flags) == stored => Ok(()),
+            _ => Err(fault(PayloadProblem::XzHeader)),
+        },
+        Some(_) => Ok(()),
+    }
 }
 
 impl<'a> BzImage<'a> {
@@ -362,6 +399,8 @@ pub(crate) mod tests {
         put(&mut b, HDR_INIT_SIZE, &0x2_0000u32.to_le_bytes());
         put(&mut b, HDR_HANDOVER_OFFSET, &0x190u32.to_le_bytes());
         put(&mut b, HDR_KERNEL_INFO_OFFSET, &0x300u32.to_le_bytes());
+        // The payload starts like gzip (ID1 ID2 CM=8 FLG=0), as parse checks.
+        put(&mut b, setup + 0x100, &[0x1f, 0x8b, 0x08, 0x00]);
         b
     }
 
@@ -483,5 +522,95 @@ pub(crate) mod tests {
         put(&mut img, HDR_KERNEL_ALIGNMENT, &0u32.to_le_bytes());
         let k = parse(&img).unwrap();
         assert!(!k.relocatable());
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::tests::synthetic;
+    use super::*;
+    use crate::kernel::PayloadProblem;
+    use alloc::string::ToString;
+
+    const SETUP: usize = 2560;
+    const AT: usize = SETUP + 0x100;
+
+    fn put(b: &mut [u8], off: usize, v: &[u8]) {
+        b[off..off + v.len()].copy_from_slice(v);
+    }
+
+    fn with_payload(head: &[u8]) -> Result<(), KernelError> {
+        let mut img = synthetic();
+        img[AT..AT + head.len()].copy_from_slice(head);
+        parse(&img).map(|_| ())
+    }
+
+    #[test]
+    fn payload_formats_linux_reads_pass() {
+        let mut xz = vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x01];
+        xz.extend_from_slice(&crate::crc::crc32(&[0x00, 0x01]).to_le_bytes());
+        for head in [
+            &xz[..],
+            b"BZh9",
+            &[0x02, 0x21, 0x4c, 0x18],
+            &[0x28, 0xb5, 0x2f, 0xfd],
+            &[0x89, 0x4c, 0x5a, 0x4f, 0x00, 0x0d, 0x0a, 0x1a, 0x0a],
+            b"\x7fELF",
+        ] {
+            assert_eq!(with_payload(head), Ok(()), "{head:02x?}");
+        }
+        // No payload described (protocol < 2.08, or a length of 0): nothing to check.
+        let mut img = synthetic();
+        put(&mut img, HDR_PAYLOAD_LENGTH, &0u32.to_le_bytes());
+        img[AT..AT + 4].fill(0);
+        assert!(parse(&img).is_ok());
+    }
+
+    #[test]
+    fn garbage_payload_is_refused() {
+        let e = with_payload(&[0xde, 0xad, 0xbe, 0xef]).unwrap_err();
+        assert_eq!(
+            e,
+            KernelError::BzPayload {
+                offset: 0x100,
+                length: 0x200,
+                problem: PayloadProblem::UnknownFormat { head: [0xde, 0xad, 0xbe, 0xef], len: 4 }
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "bzImage: compressed payload at offset 0x100 (512 bytes) starts de ad be ef, no format Linux's \
+             decompressor reads (gzip, bzip2, xz, lzma, lzop, lz4, zstd): a damaged kernel"
+        );
+        // The xz magic kept, the stream flags and their CRC damaged.
+        let e = with_payload(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x01, 1, 2, 3, 4]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bzImage: compressed payload at offset 0x100 (512 bytes) has a damaged xz stream header (its CRC32 does \
+             not match)"
+        );
+    }
+
+    #[test]
+    fn payload_outside_the_kernel_is_refused() {
+        for (off, len) in [(0x100u32, 0x1_0000u32), (0xffff_fff0, 0x20), (4096, 1)] {
+            let mut img = synthetic();
+            put(&mut img, HDR_PAYLOAD_OFFSET, &off.to_le_bytes());
+            put(&mut img, HDR_PAYLOAD_LENGTH, &len.to_le_bytes());
+            let e = parse(&img).unwrap_err();
+            assert_eq!(
+                e,
+                KernelError::BzPayload { offset: off, length: len, problem: PayloadProblem::Outside { pm_len: 4096 } }
+            );
+            assert!(
+                e.to_string().ends_with("reaches past the 4096-byte protected-mode kernel: truncated or damaged image")
+            );
+        }
+        // A payload of 1..3 bytes names what it has.
+        let mut img = synthetic();
+        put(&mut img, HDR_PAYLOAD_LENGTH, &2u32.to_le_bytes());
+        img[AT] = 0x1f;
+        img[AT + 1] = 0x8b;
+        assert!(parse(&img).unwrap_err().to_string().contains("starts 1f 8b, no format"));
     }
 }

@@ -125,6 +125,9 @@ pub enum KernelError {
     BzZImage,
     /// A relocatable kernel whose `kernel_alignment` is not a power of two.
     BzBadAlignment(u32),
+    /// The compressed payload (`payload_offset`, `payload_length`) cannot be what Linux's
+    /// decompressor reads.
+    BzPayload { offset: u32, length: u32, problem: PayloadProblem },
 
     // ---- ELF ----
     /// Part of the file is truncated or out of bounds.
@@ -157,6 +160,17 @@ pub enum KernelError {
     Pv(pv::PvProblem),
     /// The bzImage's payload did not decompress.
     PvPayload(decompress::DecompressError),
+}
+
+/// What is wrong with a bzImage's compressed payload ([`KernelError::BzPayload`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadProblem {
+    /// It reaches past the protected-mode kernel (`pm_len` bytes).
+    Outside { pm_len: u64 },
+    /// Its first `len` (at most 4) bytes are no magic of a format Linux decompresses.
+    UnknownFormat { head: [u8; 4], len: u8 },
+    /// An xz stream header whose CRC32 does not match.
+    XzHeader,
 }
 
 /// What is wrong with a multiboot header.
@@ -239,6 +253,25 @@ impl fmt::Display for KernelError {
                 write!(f, "bzImage: protected-mode kernel is {have} bytes but syssize says {need}: truncated image")
             }
             BzZImage => f.write_str("bzImage: LOADED_HIGH is clear: a zImage (loaded at 0x10000), not supported"),
+            BzPayload { offset, length, problem } => {
+                write!(f, "bzImage: compressed payload at offset {offset:#x} ({length} bytes) ")?;
+                match problem {
+                    PayloadProblem::Outside { pm_len } => {
+                        write!(f, "reaches past the {pm_len}-byte protected-mode kernel: truncated or damaged image")
+                    }
+                    PayloadProblem::UnknownFormat { head, len } => {
+                        f.write_str("starts")?;
+                        for b in &head[..usize::from(len)] {
+                            write!(f, " {b:02x}")?;
+                        }
+                        f.write_str(
+                            ", no format Linux's decompressor reads (gzip, bzip2, xz, lzma, lzop, lz4, zstd): a \
+                             damaged kernel",
+                        )
+                    }
+                    PayloadProblem::XzHeader => f.write_str("has a damaged xz stream header (its CRC32 does not match)"),
+                }
+            }
             BzBadAlignment(a) => {
                 write!(f, "bzImage: relocatable kernel with kernel_alignment {a:#x}, not a power of two")
             }

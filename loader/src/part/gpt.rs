@@ -42,10 +42,25 @@ pub const SIGNATURE: [u8; 8] = *b"EFI PART";
 pub const MIN_HEADER_SIZE: u32 = 92;
 /// Smallest entry (section 5.3.3).
 pub const MIN_ENTRY_SIZE: u32 = 128;
+/// Largest entry we accept: the spec allows any 128 × 2^n; every tool writes 128.
+pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Most entries we accept: 32 times the usual 128, far beyond any partitioning tool.
 pub const MAX_ENTRIES: u32 = 4096;
 /// Most entry-array bytes we read (4096 entries of 256 bytes).
 pub const MAX_ARRAY_BYTES: u64 = 1024 * 1024;
+
+/// Why the entry array of a header is misplaced ([`GptFault::EntryArray`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayPlace {
+    /// PartitionEntryLBA is 0 (the protective MBR).
+    AtLbaZero,
+    /// The array runs past the last block of the disk (`disk` blocks).
+    PastDisk { disk: u64 },
+    /// The array overlaps FirstUsableLBA..=LastUsableLBA.
+    InUsable { first: u64, last: u64 },
+    /// The array covers its own header.
+    OverHeader { header: u64 },
+}
 
 /// Why one GPT header (with its entry array) was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,20 +69,23 @@ pub enum GptFault {
     Io(BlockError),
     /// No `"EFI PART"` signature.
     Signature,
-    /// HeaderSize below 92 or above the block size.
-    HeaderSize(u32),
+    /// HeaderSize below 92 or above the block size (`block`).
+    HeaderSize { size: u32, block: u32 },
     /// HeaderCRC32 does not match.
     HeaderCrc,
     /// MyLBA is not where we found the header.
     MyLba { expected: u64, found: u64 },
-    /// SizeOfPartitionEntry below 128, not a multiple of 8, or too large.
+    /// SizeOfPartitionEntry not a multiple of 128, or outside 128..=[`MAX_ENTRY_SIZE`].
     EntrySize(u32),
-    /// NumberOfPartitionEntries above [`MAX_ENTRIES`] / [`MAX_ARRAY_BYTES`].
-    EntryCount(u32),
-    /// FirstUsableLBA..=LastUsableLBA is empty, reaches past the disk, or covers the header.
-    UsableRange { first: u64, last: u64 },
-    /// The entry array is outside the disk or overlaps the usable blocks.
-    EntryArray { lba: u64 },
+    /// NumberOfPartitionEntries above [`MAX_ENTRIES`], or the array above
+    /// [`MAX_ARRAY_BYTES`].
+    EntryCount { count: u32, size: u32 },
+    /// FirstUsableLBA..=LastUsableLBA is empty, reaches past the disk (`disk` blocks), or
+    /// covers the protective MBR, the primary header or this header (at `header`).
+    UsableRange { first: u64, last: u64, disk: u64, header: u64 },
+    /// The entry array (`blocks` blocks at `lba`) is outside the disk or overlaps the
+    /// usable blocks or the header.
+    EntryArray { lba: u64, blocks: u64, why: ArrayPlace },
     /// PartitionEntryArrayCRC32 does not match.
     EntriesCrc,
     /// The disk is too small to hold a backup header.
@@ -76,16 +94,49 @@ pub enum GptFault {
 
 impl fmt::Display for GptFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match *self {
             GptFault::Io(e) => write!(f, "unreadable ({e})"),
             GptFault::Signature => f.write_str("no EFI PART signature"),
-            GptFault::HeaderSize(n) => write!(f, "bad header size {n}"),
+            GptFault::HeaderSize { size, block } => {
+                write!(f, "header size {size} is outside {MIN_HEADER_SIZE}..={block} (the block size)")
+            }
             GptFault::HeaderCrc => f.write_str("header CRC mismatch"),
             GptFault::MyLba { expected, found } => write!(f, "header says it is at LBA {found}, found at {expected}"),
-            GptFault::EntrySize(n) => write!(f, "bad partition entry size {n}"),
-            GptFault::EntryCount(n) => write!(f, "too many partition entries ({n})"),
-            GptFault::UsableRange { first, last } => write!(f, "bad usable LBA range {first}..={last}"),
-            GptFault::EntryArray { lba } => write!(f, "partition entry array at LBA {lba} is misplaced"),
+            GptFault::EntrySize(n) if !n.is_multiple_of(MIN_ENTRY_SIZE) => {
+                write!(f, "entry size {n} is not a multiple of {MIN_ENTRY_SIZE}")
+            }
+            GptFault::EntrySize(n) => {
+                write!(f, "entry size {n} is outside {MIN_ENTRY_SIZE}..={MAX_ENTRY_SIZE}")
+            }
+            GptFault::EntryCount { count, .. } if count > MAX_ENTRIES => {
+                write!(f, "entry count {count} is above {MAX_ENTRIES}")
+            }
+            GptFault::EntryCount { count, size } => write!(
+                f,
+                "partition entry array of {count} entries of {size} bytes ({} bytes) is above the {MAX_ARRAY_BYTES}-byte budget",
+                u64::from(count) * u64::from(size)
+            ),
+            GptFault::UsableRange { first, last, disk, header } => {
+                write!(f, "usable LBAs {first}..={last} ")?;
+                if first > last {
+                    f.write_str("are an empty range (first after last)")
+                } else if last >= disk {
+                    write!(f, "reach past the disk ({disk} blocks)")
+                } else if first < 2 {
+                    f.write_str("cover the protective MBR or the primary header")
+                } else {
+                    write!(f, "cover the header at LBA {header}")
+                }
+            }
+            GptFault::EntryArray { lba, blocks, why } => {
+                write!(f, "partition entry array at LBA {lba} ({blocks} blocks) ")?;
+                match why {
+                    ArrayPlace::AtLbaZero => f.write_str("is on the protective MBR"),
+                    ArrayPlace::PastDisk { disk } => write!(f, "lies past the end of the disk ({disk} blocks)"),
+                    ArrayPlace::InUsable { first, last } => write!(f, "overlaps the usable LBAs {first}..={last}"),
+                    ArrayPlace::OverHeader { header } => write!(f, "covers its header at LBA {header}"),
+                }
+            }
             GptFault::EntriesCrc => f.write_str("partition entry array CRC mismatch"),
             GptFault::NoBackup => f.write_str("disk too small for a backup header"),
         }
@@ -131,7 +182,7 @@ impl Header {
         }
         let size = le32(block, 12);
         if size < MIN_HEADER_SIZE || size as usize > block.len() {
-            return Err(GptFault::HeaderSize(size));
+            return Err(GptFault::HeaderSize { size, block: block.len() as u32 });
         }
         let stored = le32(block, 16);
         let mut copy = [0u8; 512];
@@ -163,16 +214,18 @@ impl Header {
         if h.my_lba != lba {
             return Err(GptFault::MyLba { expected: lba, found: h.my_lba });
         }
-        if h.entry_size < MIN_ENTRY_SIZE || !h.entry_size.is_multiple_of(8) || u64::from(h.entry_size) > MAX_ARRAY_BYTES
-        {
-            return Err(GptFault::EntrySize(h.entry_size));
+        let esz = h.entry_size;
+        if !esz.is_multiple_of(MIN_ENTRY_SIZE) || !(MIN_ENTRY_SIZE..=MAX_ENTRY_SIZE).contains(&esz) {
+            return Err(GptFault::EntrySize(esz));
         }
         if h.num_entries > MAX_ENTRIES || h.array_bytes() > MAX_ARRAY_BYTES {
-            return Err(GptFault::EntryCount(h.num_entries));
+            return Err(GptFault::EntryCount { count: h.num_entries, size: esz });
         }
+        // The usable blocks lie strictly between the primary header (LBA 1, after the
+        // protective MBR) and the end of the disk, and never hold this header.
         let (first, last) = (h.first_usable, h.last_usable);
-        if first > last || last >= disk_blocks || (first..=last).contains(&lba) {
-            return Err(GptFault::UsableRange { first, last });
+        if first > last || last >= disk_blocks || first < 2 || (first..=last).contains(&lba) {
+            return Err(GptFault::UsableRange { first, last, disk: disk_blocks, header: lba });
         }
         Ok(h)
     }
@@ -182,21 +235,35 @@ impl Header {
         u64::from(self.num_entries) * u64::from(self.entry_size)
     }
 
+    /// Where the entry array must not be, or `Ok` with its size in blocks.
+    fn check_array_place(&self, bs: u64, disk: u64) -> Result<u64, GptFault> {
+        let blocks = self.array_bytes().div_ceil(bs);
+        let lba = self.entries_lba;
+        let fault = |why| GptFault::EntryArray { lba, blocks, why };
+        if lba == 0 {
+            return Err(fault(ArrayPlace::AtLbaZero));
+        }
+        let end = match lba.checked_add(blocks) {
+            Some(end) if end <= disk => end,
+            _ => return Err(fault(ArrayPlace::PastDisk { disk })),
+        };
+        if blocks > 0 && lba <= self.last_usable && end > self.first_usable {
+            return Err(fault(ArrayPlace::InUsable { first: self.first_usable, last: self.last_usable }));
+        }
+        if (lba..end).contains(&self.my_lba) {
+            return Err(fault(ArrayPlace::OverHeader { header: self.my_lba }));
+        }
+        Ok(blocks)
+    }
+
     /// Read the entry array and check its CRC and placement; returns the raw array.
     fn read_entries<D: BlockDevice + ?Sized>(&self, dev: &mut D) -> Result<vec::Vec<u8>, GptFault> {
         let bs = u64::from(dev.block_size());
-        let bytes = self.array_bytes();
-        let blocks = bytes.div_ceil(bs);
-        let end = self.entries_lba.checked_add(blocks).ok_or(GptFault::EntryArray { lba: self.entries_lba })?;
-        let overlaps_usable = blocks > 0 && self.entries_lba <= self.last_usable && end > self.first_usable;
-        let overlaps_header = (self.entries_lba..end).contains(&self.my_lba);
-        if self.entries_lba == 0 || end > dev.num_blocks() || overlaps_usable || overlaps_header {
-            return Err(GptFault::EntryArray { lba: self.entries_lba });
-        }
+        let blocks = self.check_array_place(bs, dev.num_blocks())?;
         // `blocks * bs` is at most MAX_ARRAY_BYTES rounded up to a block.
         let mut buf = vec![0u8; (blocks * bs) as usize];
         dev.read_blocks(self.entries_lba, &mut buf).map_err(GptFault::Io)?;
-        buf.truncate(bytes as usize);
+        buf.truncate(self.array_bytes() as usize);
         if crc32(&buf) != self.entries_crc {
             return Err(GptFault::EntriesCrc);
         }
@@ -214,8 +281,9 @@ fn load<D: BlockDevice + ?Sized>(dev: &mut D, lba: u64) -> Result<(Header, vec::
 }
 
 /// Where the primary header says the backup is, if it is readable enough to say so: the
-/// signature must be there and the LBA plausible. Otherwise the spec's default, the last
-/// block of the disk.
+/// signature must be there and the LBA plausible (past the primary, inside the disk).
+/// The backup found there is validated as strictly as any header, so a wrong pointer
+/// costs one read.
 fn backup_lba<D: BlockDevice + ?Sized>(dev: &mut D) -> Option<u64> {
     let mut block = vec![0u8; dev.block_size() as usize];
     dev.read_blocks(1, &mut block).ok()?;
@@ -227,6 +295,10 @@ fn backup_lba<D: BlockDevice + ?Sized>(dev: &mut D) -> Option<u64> {
 }
 
 /// Fill `table` from the GPT of `dev` (whose LBA 0 holds a protective MBR).
+///
+/// A primary header (or its entry array) that fails any check is replaced by the backup:
+/// first where the primary's AlternateLBA points, then at the last block of the disk, each
+/// validated as strictly as the primary. Only when both fail is the GPT refused.
 pub fn scan<D: BlockDevice + ?Sized>(dev: &mut D, table: &mut Table) -> Result<(), super::PartError> {
     let disk = dev.num_blocks();
     let (header, entries) = match load(dev, 1) {
@@ -234,15 +306,16 @@ pub fn scan<D: BlockDevice + ?Sized>(dev: &mut D, table: &mut Table) -> Result<(
         Err(primary) => {
             let last = disk.checked_sub(1).filter(|&l| l > 1);
             let named = backup_lba(dev);
-            // Try where the primary points first, then the end of the disk.
+            // Try where the primary points first, then the end of the disk (at most two
+            // reads of a header and its array).
             let mut tried = None;
-            let mut result = Err(GptFault::NoBackup);
+            let mut result = Err((None, GptFault::NoBackup));
             for lba in [named, last].into_iter().flatten() {
                 if tried == Some(lba) {
                     continue;
                 }
                 tried = Some(lba);
-                result = load(dev, lba);
+                result = load(dev, lba).map_err(|e| (Some(lba), e));
                 if result.is_ok() {
                     break;
                 }
@@ -252,13 +325,15 @@ pub fn scan<D: BlockDevice + ?Sized>(dev: &mut D, table: &mut Table) -> Result<(
                     warn(
                         table,
                         alloc::format!(
-                            "primary GPT header damaged ({primary}); using the backup at LBA {}",
+                            "primary GPT header damaged ({primary}); using the backup header at LBA {}",
                             v.0.my_lba
                         ),
                     );
                     v
                 }
-                Err(backup) => return Err(super::PartError::GptBothDamaged { primary, backup }),
+                Err((backup_lba, backup)) => {
+                    return Err(super::PartError::GptBothDamaged { primary, backup, backup_lba });
+                }
             }
         }
     };
@@ -364,12 +439,18 @@ mod tests {
         img[512 + 40] ^= 1; // FirstUsableLBA, so the header CRC no longer matches
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         check(&t);
-        assert_eq!(t.warnings, ["primary GPT header damaged (header CRC mismatch); using the backup at LBA 255"]);
+        assert_eq!(
+            t.warnings,
+            ["primary GPT header damaged (header CRC mismatch); using the backup header at LBA 255"]
+        );
         // Primary signature gone too: the backup is found at the end of the disk.
         img[512..520].fill(0);
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         check(&t);
-        assert_eq!(t.warnings, ["primary GPT header damaged (no EFI PART signature); using the backup at LBA 255"]);
+        assert_eq!(
+            t.warnings,
+            ["primary GPT header damaged (no EFI PART signature); using the backup header at LBA 255"]
+        );
     }
 
     #[test]
@@ -381,7 +462,10 @@ mod tests {
         img[512 + 16] ^= 0xff; // break the header CRC field
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         check(&t);
-        assert_eq!(t.warnings, ["primary GPT header damaged (header CRC mismatch); using the backup at LBA 255"]);
+        assert_eq!(
+            t.warnings,
+            ["primary GPT header damaged (header CRC mismatch); using the backup header at LBA 255"]
+        );
     }
 
     #[test]
@@ -392,7 +476,7 @@ mod tests {
         check(&t);
         assert_eq!(
             t.warnings,
-            ["primary GPT header damaged (partition entry array CRC mismatch); using the backup at LBA 255"]
+            ["primary GPT header damaged (partition entry array CRC mismatch); using the backup header at LBA 255"]
         );
     }
 
@@ -402,10 +486,18 @@ mod tests {
         img[512 + 40] ^= 1;
         img[255 * 512 + 40] ^= 1;
         let e = scan(&mut SliceDisk::new(&img, 512)).unwrap_err();
-        assert_eq!(e, PartError::GptBothDamaged { primary: GptFault::HeaderCrc, backup: GptFault::HeaderCrc });
+        assert_eq!(
+            e,
+            PartError::GptBothDamaged {
+                primary: GptFault::HeaderCrc,
+                backup: GptFault::HeaderCrc,
+                backup_lba: Some(255)
+            }
+        );
         assert_eq!(
             e.to_string(),
-            "GPT: both headers damaged (primary: header CRC mismatch; backup: header CRC mismatch)"
+            "GPT: both headers damaged (primary header at LBA 1: header CRC mismatch; \
+             backup header at LBA 255: header CRC mismatch); no partitions read"
         );
         // Entry arrays both damaged.
         let mut img = build_gpt(512, 256, &parts());
@@ -413,7 +505,14 @@ mod tests {
         let backup_entries = (255 - 32) * 512;
         img[backup_entries + 56] ^= 1;
         let e = scan(&mut SliceDisk::new(&img, 512)).unwrap_err();
-        assert_eq!(e, PartError::GptBothDamaged { primary: GptFault::EntriesCrc, backup: GptFault::EntriesCrc });
+        assert_eq!(
+            e,
+            PartError::GptBothDamaged {
+                primary: GptFault::EntriesCrc,
+                backup: GptFault::EntriesCrc,
+                backup_lba: Some(255)
+            }
+        );
     }
 
     #[test]
@@ -432,9 +531,13 @@ mod tests {
         };
         assert_eq!(with(84, 100), Err(GptFault::EntrySize(100)));
         assert_eq!(with(84, 132), Err(GptFault::EntrySize(132)));
-        assert_eq!(with(80, 100_000), Err(GptFault::EntryCount(100_000)));
-        assert_eq!(with(12, 91), Err(GptFault::HeaderSize(91)));
-        assert_eq!(with(12, 513), Err(GptFault::HeaderSize(513)));
+        assert_eq!(with(84, 136), Err(GptFault::EntrySize(136)));
+        assert_eq!(with(84, 8192), Err(GptFault::EntrySize(8192)));
+        assert_eq!(with(84, 0), Err(GptFault::EntrySize(0)));
+        assert!(with(84, 256).is_ok());
+        assert_eq!(with(80, 100_000), Err(GptFault::EntryCount { count: 100_000, size: 128 }));
+        assert_eq!(with(12, 91), Err(GptFault::HeaderSize { size: 91, block: 512 }));
+        assert_eq!(with(12, 513), Err(GptFault::HeaderSize { size: 513, block: 512 }));
     }
 
     #[test]

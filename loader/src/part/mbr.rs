@@ -22,6 +22,7 @@
 //! LBAs and sizes are in the device's logical blocks (4096 on a 4Kn disk).
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -166,7 +167,25 @@ fn push<D: BlockDevice + ?Sized>(t: &mut Table, dev: &D, index: u32, sys: u8, st
     }
 }
 
-/// Follow the EBR chain of the extended partition at `base` (`size` blocks).
+/// What an EBR chain that ends early keeps: the logical partitions of this chain (numbered
+/// from `first`) already in `table`, e.g. "keeping the 3 logical partitions msdos5..msdos7
+/// found before it".
+fn kept(table: &Table, first: u32) -> String {
+    let mut mine = table.partitions.iter().filter(|p| p.scheme == Scheme::Mbr && p.index >= first).map(|p| p.index);
+    let (n, lo, hi) = match mine.next() {
+        None => return String::from("no logical partition found before it"),
+        Some(i) => mine.fold((1, i, i), |(n, lo, hi), j| (n + 1, lo.min(j), hi.max(j))),
+    };
+    match n {
+        1 => format!("keeping the logical partition msdos{lo} found before it"),
+        _ => format!("keeping the {n} logical partitions msdos{lo}..msdos{hi} found before it"),
+    }
+}
+
+/// Follow the EBR chain of the extended partition at `base` (`size` blocks, already
+/// clipped to the disk). Whatever ends the chain early (a loop, a link outside the
+/// extended partition or past the disk, an unreadable EBR, the [`MAX_LOGICAL`] budget)
+/// keeps the logical partitions found before it and says so.
 fn walk_chain<D: BlockDevice + ?Sized>(
     dev: &mut D,
     base: u64,
@@ -177,24 +196,37 @@ fn walk_chain<D: BlockDevice + ?Sized>(
     table: &mut Table,
 ) {
     let mut sector = vec![0u8; dev.block_size() as usize];
+    let disk = dev.num_blocks();
     let ext_end = base.saturating_add(size);
+    let first_logical = *next_logical;
+    if visited.contains(&base) {
+        warn(
+            table,
+            format!("extended partition at LBA {base}: its EBRs were already read through another one; skipped"),
+        );
+        return;
+    }
     let mut ebr = base;
+    // Each pass reads one EBR and pushes `ebr` on `visited`; the pass stops at
+    // MAX_LOGICAL EBRs over all extended partitions, so the loop is bounded.
     loop {
         if visited.len() >= MAX_LOGICAL {
-            warn(table, format!("extended partition at LBA {base}: more than {MAX_LOGICAL} EBRs; ignoring the rest"));
-            return;
-        }
-        if visited.contains(&ebr) {
-            warn(table, format!("extended partition at LBA {base}: EBR chain loops back to LBA {ebr}; stopped"));
+            let msg = format!(
+                "EBR chain of the extended partition at LBA {base}: longer than {MAX_LOGICAL} EBRs; stopped at LBA {ebr}, {}",
+                kept(table, first_logical)
+            );
+            warn(table, msg);
             return;
         }
         visited.push(ebr);
         if let Err(e) = dev.read_blocks(ebr, &mut sector) {
-            warn(table, format!("EBR at LBA {ebr}: {e}; ignoring the rest of the chain"));
+            let msg = format!("EBR at LBA {ebr}: {e}; chain stopped, {}", kept(table, first_logical));
+            warn(table, msg);
             return;
         }
         let Some(m) = Mbr::parse(&sector) else {
-            warn(table, format!("EBR at LBA {ebr} has no 55AA signature; ignoring the rest of the chain"));
+            let msg = format!("EBR at LBA {ebr} has no 55AA signature; chain stopped, {}", kept(table, first_logical));
+            warn(table, msg);
             return;
         };
         // Only the first two records are used by EBRs; the other two are often garbage.
@@ -221,9 +253,32 @@ fn walk_chain<D: BlockDevice + ?Sized>(
             }
         }
         let Some(link) = link else { return };
+        // The link is relative to the start of the extended partition: 0 is its first EBR.
         let next = base.saturating_add(u64::from(link.start));
-        if link.start == 0 || next >= ext_end {
-            warn(table, format!("EBR at LBA {ebr} links outside its extended partition (LBA {next}); stopped"));
+        if visited.contains(&next) {
+            let what = if next == ebr { String::from("itself") } else { format!("the earlier EBR at LBA {next}") };
+            let msg = format!(
+                "EBR chain of the extended partition at LBA {base}: EBR at LBA {ebr} links back to {what} (a loop); \
+                 chain stopped, {}",
+                kept(table, first_logical)
+            );
+            warn(table, msg);
+            return;
+        }
+        if next >= ext_end {
+            let msg = if next >= disk {
+                format!(
+                    "EBR at LBA {ebr} links to LBA {next}, past the end of the disk ({disk} blocks); chain stopped, {}",
+                    kept(table, first_logical)
+                )
+            } else {
+                format!(
+                    "EBR at LBA {ebr} links to LBA {next}, outside its extended partition (LBA {base}..{ext_end}); \
+                     chain stopped, {}",
+                    kept(table, first_logical)
+                )
+            };
+            warn(table, msg);
             return;
         }
         ebr = next;
@@ -284,17 +339,18 @@ mod tests {
     fn ebr_loop_terminates() {
         let mut img = vec![0u8; 512 * 8192];
         mbr_record(&mut img, 0, 0, 0x05, 4096, 4096);
-        // Two EBRs linking to each other.
+        // Two EBRs linking to each other (a link of 0 is the extended partition's start,
+        // the first EBR).
         ebr(&mut img, 512, 4096, (0x83, 10, 10), Some((0x05, 1024, 100)));
         ebr(&mut img, 512, 5120, (0x83, 10, 10), Some((0x05, 0x0, 100)));
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         assert_eq!(t.partitions.len(), 2);
-        assert!(t.warnings.iter().any(|w| w.contains("outside")), "{:?}", t.warnings);
-        // A real loop: EBR 2 links to EBR 1 via base+0 is rejected above; link 1024 -> itself.
+        assert!(t.warnings.iter().any(|w| w.contains("links back to the earlier EBR at LBA 4096")), "{:?}", t.warnings);
+        // EBR 2 links to itself.
         ebr(&mut img, 512, 5120, (0x83, 10, 10), Some((0x05, 1024, 100)));
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         assert_eq!(t.partitions.len(), 2);
-        assert!(t.warnings.iter().any(|w| w.contains("loops")), "{:?}", t.warnings);
+        assert!(t.warnings.iter().any(|w| w.contains("links back to itself")), "{:?}", t.warnings);
     }
 
     #[test]
@@ -309,7 +365,15 @@ mod tests {
         let t = scan(&mut SliceDisk::new(&img, 512)).unwrap();
         assert_eq!(t.partitions.len(), MAX_LOGICAL);
         assert_eq!(t.partitions.last().unwrap().index, 4 + MAX_LOGICAL as u32);
-        assert!(t.warnings.iter().any(|w| w.contains("more than")));
+        assert_eq!(
+            t.warnings,
+            [format!(
+                "EBR chain of the extended partition at LBA 8: longer than {MAX_LOGICAL} EBRs; stopped at LBA {}, \
+                 keeping the {MAX_LOGICAL} logical partitions msdos5..msdos{} found before it",
+                8 + 2 * MAX_LOGICAL,
+                4 + MAX_LOGICAL
+            )]
+        );
     }
 
     #[test]

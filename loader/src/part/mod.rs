@@ -151,7 +151,9 @@ pub enum PartError {
     BlockSize(u32),
     /// A protective MBR announced a GPT, but neither the primary nor the backup GPT is
     /// intact. Booting from a guessed table could pick the wrong filesystem, so we stop.
-    GptBothDamaged { primary: GptFault, backup: GptFault },
+    /// `backup_lba`: where the backup that failed was read (`None`: the disk has no room
+    /// for one).
+    GptBothDamaged { primary: GptFault, backup: GptFault, backup_lba: Option<u64> },
 }
 
 impl fmt::Display for PartError {
@@ -159,8 +161,12 @@ impl fmt::Display for PartError {
         match self {
             PartError::Io(e) => write!(f, "partition table: reading LBA 0: {e}"),
             PartError::BlockSize(bs) => write!(f, "partition table: unsupported block size {bs}"),
-            PartError::GptBothDamaged { primary, backup } => {
-                write!(f, "GPT: both headers damaged (primary: {primary}; backup: {backup})")
+            PartError::GptBothDamaged { primary, backup, backup_lba } => {
+                write!(f, "GPT: both headers damaged (primary header at LBA 1: {primary}; backup header")?;
+                if let Some(lba) = backup_lba {
+                    write!(f, " at LBA {lba}")?;
+                }
+                write!(f, ": {backup}); no partitions read")
             }
         }
     }
@@ -207,7 +213,46 @@ pub fn scan<D: BlockDevice + ?Sized>(dev: &mut D) -> Result<Table, PartError> {
         table.scheme = Some(Scheme::Mbr);
         table.mbr_signature = Some(m.signature);
     }
+    warn_overlaps(&mut table);
     Ok(table)
+}
+
+/// Say which partitions share blocks. Both stay usable (Linux reads overlapping
+/// partitions too, and a filesystem that mounts is still worth booting from), but a
+/// hostile or damaged table should not pass unremarked. Sorting makes this O(n log n) in
+/// the partition count (at most 4 + [`mbr::MAX_LOGICAL`] or [`gpt::MAX_ENTRIES`]).
+fn warn_overlaps(table: &mut Table) {
+    let mut order: Vec<usize> = (0..table.partitions.len()).collect();
+    order.sort_unstable_by_key(|&i| (table.partitions[i].start_lba, table.partitions[i].index));
+    // The partition reaching furthest among those seen so far.
+    let mut widest: Option<usize> = None;
+    let mut found = Vec::new();
+    for i in order {
+        let p = &table.partitions[i];
+        let end = p.start_lba + (p.num_blocks - 1);
+        if let Some(w) = widest {
+            let q = &table.partitions[w];
+            let q_end = q.start_lba + (q.num_blocks - 1);
+            if p.start_lba <= q_end && found.len() < 64 {
+                found.push(format!(
+                    "{} (blocks {}..={}) overlaps {} (blocks {}..={}); both kept",
+                    q.name(),
+                    q.start_lba,
+                    q_end,
+                    p.name(),
+                    p.start_lba,
+                    end
+                ));
+            }
+            if end <= q_end {
+                continue;
+            }
+        }
+        widest = Some(i);
+    }
+    for w in found {
+        warn(table, w);
+    }
 }
 
 /// Push a warning and move on; the helpers use it for every tolerated defect.
@@ -396,6 +441,9 @@ pub(crate) mod testutil {
         img
     }
 }
+
+#[cfg(test)]
+mod failsoft_tests;
 
 #[cfg(test)]
 mod tests {
@@ -593,7 +641,7 @@ mod tests {
         let last = data.len() / 512 - 1;
         assert_eq!(
             t.warnings,
-            [format!("primary GPT header damaged (header CRC mismatch); using the backup at LBA {last}")]
+            [format!("primary GPT header damaged (header CRC mismatch); using the backup header at LBA {last}")]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

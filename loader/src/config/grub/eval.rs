@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use super::cmd;
 use super::lexer::{Part, Word};
 pub use super::options::{Dialect, Limits, Options};
-use super::parser::{Body, Cmd, CmdKind, parse};
+use super::parser::{Body, Cmd, CmdKind};
 use crate::config::configfs::ConfigFs;
 use crate::config::menu::{BootPath, Entry, EnvWrite, Format, Menu, MenuError, Submenu, strtoul};
 
@@ -147,6 +147,8 @@ pub(crate) struct Interp<'a> {
     pub(super) top_run: EntryRun,
     pub(super) bls_visible: BTreeSet<String>,
     items_made: usize,
+    /// What the heap budgets have counted (`super::budget`).
+    pub(super) spent: super::budget::Spent,
     replaced: bool,
     pub(super) boot_now: bool,
     /// Making the menu (entries and submenus run): `configfile` is not followed then.
@@ -181,6 +183,7 @@ impl<'a> Interp<'a> {
             top_run: EntryRun::default(),
             bls_visible: BTreeSet::new(),
             items_made: 0,
+            spent: Default::default(),
             replaced: false,
             boot_now: false,
             building: false,
@@ -188,14 +191,15 @@ impl<'a> Interp<'a> {
     }
 
     #[inline(never)]
-    fn fatal(&self, msg: impl Into<String>) -> MenuError {
+    pub(super) fn fatal(&self, msg: impl Into<String>) -> MenuError {
         MenuError::new(&self.file, self.line, msg)
     }
 
     /// A problem GRUB would print: kept once, with its place.
     #[inline(never)]
     pub(super) fn msg(&mut self, m: impl AsRef<str>) {
-        let s = format!("{}:{}: {}", self.file, self.line, m.as_ref());
+        let (m, cut) = super::budget::cut_message(m.as_ref());
+        let s = format!("{}:{}: {m}{cut}", self.file, self.line);
         if let Some(run) = self.run.as_mut()
             && run.messages.len() < MAX_MESSAGES
             && !run.messages.contains(&s)
@@ -260,6 +264,8 @@ impl<'a> Interp<'a> {
         if bytes > limit {
             return Err(self.fatal(format!("variables would hold {bytes} bytes, over the {limit}-byte limit")));
         }
+        let grown = bytes.saturating_sub(self.cur().bytes);
+        self.hold(grown)?;
         let c = self.cur_mut();
         c.bytes = bytes;
         let exported = c.vars.get(name).is_some_and(|v| v.exported);
@@ -286,8 +292,10 @@ impl<'a> Interp<'a> {
 
     /// A new context for a submenu or `configfile`.
     #[inline(never)]
-    pub(super) fn open_context(&mut self) {
+    pub(super) fn open_context(&mut self) -> R<()> {
         let all = self.dialect == Dialect::Rhboot;
+        let copied = self.cur().vars.iter().filter(|(_, v)| all || v.exported);
+        self.hold(copied.map(|(k, v)| k.len() + v.value.len()).sum())?;
         let mut c = Context::default();
         for (k, v) in &self.cur().vars {
             if all || v.exported {
@@ -296,6 +304,12 @@ impl<'a> Interp<'a> {
             }
         }
         self.ctx.push(c);
+        Ok(())
+    }
+
+    /// Bytes of the variables of every context.
+    pub(super) fn vars_bytes(&self) -> usize {
+        self.ctx.iter().map(|c| c.bytes).sum()
     }
 
     /// After `configfile` ran its file in a context of its own: that file's menu replaces
@@ -614,6 +628,7 @@ impl<'a> Interp<'a> {
             return Err(self.fatal(format!("commands nested deeper than {MAX_NEST} levels")));
         }
         let loops = core::mem::replace(&mut self.loops, 0);
+        self.hold(args.iter().map(String::len).sum())?;
         self.scopes.push(args);
         let file = core::mem::replace(&mut self.file, f.file.clone());
         let line = self.line;
@@ -631,14 +646,16 @@ impl<'a> Interp<'a> {
     /// Run `cmds` parsed from `file` (for `source`, `configfile`, `eval`).
     #[inline(never)]
     pub(super) fn run_text(&mut self, text: &str, file: &str) -> R<i32> {
-        let (cmds, errors) = parse(text);
+        let (cmds, errors) = self.parse_budgeted(text, file)?;
         let saved = core::mem::replace(&mut self.file, Rc::from(file));
         let line = self.line;
         for e in &errors {
             self.line = e.line;
             self.msg(format!("syntax error, statement skipped: {}", e.msg));
         }
+        self.spent.texts += text.len();
         let r = self.exec_list(&cmds);
+        self.spent.texts -= text.len();
         self.file = saved;
         self.line = line;
         r
@@ -689,6 +706,7 @@ impl<'a> Interp<'a> {
         if self.items_made > self.lim.entries {
             return Err(self.fatal(format!("more than {} menu entries", self.lim.entries)));
         }
+        self.count_menu_bytes(super::budget::def_bytes(&def))?;
         let def = Rc::new(def);
         let item = if submenu { Item::Submenu(def) } else { Item::Entry(def) };
         self.cur_mut().items.push(item);
@@ -699,6 +717,7 @@ impl<'a> Interp<'a> {
 
     #[inline(never)]
     fn run_entry(&mut self, def: &EntryDef, path: &[usize], titles: &[String], chosen: &str) -> R<Entry> {
+        self.hold(self.cur().bytes + def.args.iter().map(String::len).sum::<usize>())?;
         let mut c = self.cur().clone();
         c.items.clear();
         self.ctx.push(c);
@@ -716,6 +735,8 @@ impl<'a> Interp<'a> {
         self.ctx.pop();
         let run = self.run.take().unwrap_or_default();
         r?;
+        // The title, id and arguments were counted when the entry was defined.
+        self.count_menu_bytes(super::budget::run_bytes(&run, &run.messages, titles))?;
         Ok(Entry {
             title: def.title.clone(),
             id: def.id.clone(),
@@ -770,9 +791,10 @@ impl<'a> Interp<'a> {
                     default: None,
                 });
                 let si = menu.submenus.len() - 1;
-                self.open_context();
+                self.open_context()?;
                 self.unset("default");
                 self.set("chosen", &id)?;
+                self.hold(def.args.iter().map(String::len).sum())?;
                 self.scopes.push(def.args.clone());
                 let file = core::mem::replace(&mut self.file, def.file.clone());
                 self.line = def.line;

@@ -25,7 +25,7 @@ pub enum Part {
 }
 
 /// A word and its source text (the source decides whether it is a keyword).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Word {
     pub parts: Vec<Part>,
     pub raw: String,
@@ -238,6 +238,16 @@ impl Lexer<'_> {
 
 /// Split `src` into tokens, ending with [`Tok::Eof`].
 pub fn lex(src: &str) -> Vec<Token> {
+    match lex_limited(src, usize::MAX) {
+        Ok(t) => t,
+        Err(_) => unreachable!("no token limit"),
+    }
+}
+
+/// [`lex`], stopping once `max_tokens` tokens are made (the `Eof` not counted): then
+/// `Err(line)` with the line reached. Tokens and the AST made from them take some 150
+/// bytes of heap per word: this is what keeps a large script within the loader's heap.
+pub fn lex_limited(src: &str, max_tokens: usize) -> Result<Vec<Token>, u32> {
     let owned;
     let s = if src.contains('\r') {
         owned = src.replace('\r', "");
@@ -254,8 +264,11 @@ pub fn lex(src: &str) -> Vec<Token> {
         let line = lx.line;
         let Some(&c) = lx.b.get(lx.i) else {
             out.push(Token { tok: Tok::Eof, line });
-            return out;
+            return Ok(out);
         };
+        if out.len() >= max_tokens {
+            return Err(line);
+        }
         let two = |c2: u8| lx.b.get(lx.i + 1) == Some(&c2);
         let (tok, n) = match c {
             b'#' => {

@@ -12,12 +12,14 @@
 //! Nothing is written: `save_env` is returned as a wish ([`crate::config::menu::EnvWrite`]).
 //!
 //! Hostile scripts are stopped by [`Limits`]: a step budget, a call depth, sizes of values
-//! and files; each stop is an error naming the file and line.
+//! and files, and the heap budgets of `budget` (tokens, menu strings, variables and
+//! arguments held, texts running); each stop is an error naming the file and line.
 //!
 //! Known differences from GRUB: no regular expressions (`regexp`) or wildcards, `probe`,
 //! `hwmatch` and `keystatus` fail, no `case`, translations are not applied to `$"..."`,
 //! and `&&`/`||` work (GRUB rejects them).
 
+mod budget;
 mod cmd;
 pub mod eval;
 pub mod lexer;

@@ -14,10 +14,21 @@ pub struct Limits {
     pub value_len: usize,
     /// All variables of one context together, in bytes.
     pub env_bytes: usize,
+    /// The variables of every context (submenus and `configfile`s copy the exported ones)
+    /// and the `$1...` of every call in progress, together, in bytes.
+    pub held_bytes: usize,
     /// Menu entries and submenus, together.
     pub entries: usize,
     /// Largest configuration file read (`source`, `configfile`, BLS entries).
     pub file_size: usize,
+    /// Tokens (words and operators) lexed, over the whole evaluation: every `source`,
+    /// `configfile` and `eval` text counted. A token and its share of the AST cost some
+    /// 150 bytes of heap, and the loader's whole heap is 8 MiB.
+    pub tokens: usize,
+    /// Bytes of menu-entry strings (titles, ids, arguments, kernel, initrds, command
+    /// lines, messages), over the whole menu: what keeps `menuentry "$big$big"` from
+    /// multiplying a small file into more than the heap.
+    pub menu_bytes: usize,
 }
 
 impl Default for Limits {
@@ -27,8 +38,12 @@ impl Default for Limits {
             depth: 32,
             value_len: 64 * 1024,
             env_bytes: 256 * 1024,
+            held_bytes: 512 * 1024,
             entries: 1024,
             file_size: 1 << 20,
+            // Distributions' grub.cfg files are 1,000-5,000 tokens (tests/fixtures/configs).
+            tokens: 16_384,
+            menu_bytes: 2 << 20,
         }
     }
 }

@@ -17,7 +17,7 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::lexer::{Tok, Token, Word, lex};
+use super::lexer::{Tok, Token, Word, lex, lex_limited};
 
 /// Deepest nesting of blocks, `if`s and loops.
 pub const MAX_NESTING: u32 = 64;
@@ -78,6 +78,19 @@ type PResult<T> = Result<T, (usize, String)>;
 impl Parser {
     fn tok(&self) -> &Tok {
         &self.toks[self.pos.min(self.toks.len() - 1)].tok
+    }
+
+    /// The word at the current token, moved out: the AST takes the lexer's strings rather
+    /// than copies of them (a sixth less peak heap for a large script; the tokens' own
+    /// vector stays until the parse ends). A word token is read at most once: the parser
+    /// only moves forward over taken words, and error recovery only looks for the end of
+    /// the line.
+    fn take_word(&mut self) -> Option<Word> {
+        let last = self.toks.len() - 1;
+        match &mut self.toks[self.pos.min(last)].tok {
+            Tok::Word(w) => Some(core::mem::take(w)),
+            _ => None,
+        }
     }
 
     fn line(&self) -> u32 {
@@ -233,8 +246,8 @@ impl Parser {
             };
         }
         let mut words = Vec::new();
-        while let Tok::Word(w) = self.tok() {
-            words.push(w.clone());
+        while let Some(w) = self.take_word() {
+            words.push(w);
             self.advance();
         }
         if words.is_empty() {
@@ -284,8 +297,8 @@ impl Parser {
         self.advance();
         self.expect_keyword("in")?;
         let mut words = Vec::new();
-        while let Tok::Word(w) = self.tok() {
-            words.push(w.clone());
+        while let Some(w) = self.take_word() {
+            words.push(w);
             self.advance();
         }
         if !matches!(self.tok(), Tok::Semi | Tok::Newline) {
@@ -341,7 +354,19 @@ impl Parser {
 /// Parse a whole script: the statements that parsed, in order, and the errors of those
 /// that did not.
 pub fn parse(src: &str) -> (Vec<Cmd>, Vec<SyntaxError>) {
-    let toks = lex(src);
+    parse_tokens(lex(src))
+}
+
+/// [`parse`] of a script of at most `max_tokens` tokens ([`lex_limited`]), with the
+/// number of tokens it had; `Err(line)` for a longer one, before any AST is made.
+pub fn parse_limited(src: &str, max_tokens: usize) -> Result<(Vec<Cmd>, Vec<SyntaxError>, usize), u32> {
+    let toks = lex_limited(src, max_tokens)?;
+    let n = toks.len() - 1; // the Eof
+    let (cmds, errors) = parse_tokens(toks);
+    Ok((cmds, errors, n))
+}
+
+fn parse_tokens(toks: Vec<Token>) -> (Vec<Cmd>, Vec<SyntaxError>) {
     let mut p = Parser { toks, pos: 0, depth: 0 };
     let mut cmds = Vec::new();
     let mut errors = Vec::new();

@@ -288,3 +288,64 @@ fn timeouts_and_fallback() {
     assert_eq!(crate::config::menu::fallback_entries(&m), [1]);
     assert_eq!(run("timeout=010\n").timeout, Some(8));
 }
+
+/// What keeps a script within the loader's 8 MiB heap (before the budgets the first three
+/// took 11 to 177 MiB on the host, and the loader panicked in the guest; the environment
+/// copies a few MiB).
+#[test]
+fn heap_budgets_stop_amplifying_scripts() {
+    let big = "y".repeat(60_000);
+    // A script of more tokens than are parsed: refused before its AST is made.
+    let e = err(&"menuentry e { linux /v }\n".repeat(5000));
+    assert!(e.contains("more than 16384 words and symbols in the configuration"), "{e}");
+    // Titles made of a large variable: the menu's strings are counted.
+    let mut s = format!("set x={big}\n");
+    for i in 0..1000 {
+        s.push_str(&format!("menuentry \"{i}$x\" {{ linux /v }}\n"));
+    }
+    let e = err(&s);
+    assert!(e.contains("menu entries larger than 2097152 bytes in all"), "{e}");
+    // A function passing large arguments down its recursion.
+    let e = err(&format!("set x={big}\nfunction f {{\n  f $x $x $x $x\n}}\nf\n"));
+    assert!(
+        e.starts_with("t.cfg:3: variables and arguments of the calls, submenus and configfiles in progress"),
+        "{e}"
+    );
+    assert!(e.ends_with("over the 524288-byte limit"), "{e}");
+    // Nested submenus each copying a large exported environment.
+    let mut s = String::new();
+    for i in 0..4 {
+        s.push_str(&format!("set v{i}={big}\nexport v{i}\n"));
+    }
+    s.push_str("submenu a { submenu b { submenu c { menuentry z { linux /v } } } }\n");
+    assert!(err(&s).contains("in progress would hold"), "{}", err(&s));
+    // configfile recursion with a large exported variable.
+    let mut f = fs();
+    f.add_file(DEV, "/c.cfg", "configfile /c.cfg\n");
+    let text = format!("set x={big}\nexport x\nconfigfile /c.cfg\n");
+    let e = evaluate(&text, "t.cfg", &mut f, &Env::new(), &Options::default()).unwrap_err().to_string();
+    assert!(e.contains("/c.cfg:1: variables and arguments"), "{e}");
+    // A large file sourcing itself: every level's text is held while it runs.
+    let mut f = fs();
+    f.add_file(DEV, "/s.cfg", format!("#{}\nsource /s.cfg\n", "c".repeat(600_000)));
+    let e = evaluate("source /s.cfg\n", "t.cfg", &mut f, &Env::new(), &Options::default()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "/s.cfg:2: the configuration texts running at once would be 1200046 bytes, over the 1048576-byte limit"
+    );
+    // Messages quoting a large word are cut.
+    let m = run(&format!("set x={big}\nmenuentry e {{ linux /v; $x }}\n"));
+    let msg = &m.entries[0].messages[0];
+    assert!(msg.len() < 400 && msg.ends_with("..."), "{msg}");
+}
+
+#[test]
+fn parse_limited_counts_tokens() {
+    use super::parser::{parse, parse_limited};
+    let text = "menuentry a { linux /v }\necho b\n";
+    let (cmds, errors, n) = parse_limited(text, 100).unwrap();
+    assert_eq!((cmds, errors), parse(text));
+    assert_eq!(n, 10);
+    assert_eq!(parse_limited(text, 10).map(|r| r.2), Ok(10));
+    assert_eq!(parse_limited(text, 9).map(|r| r.2), Err(2));
+}

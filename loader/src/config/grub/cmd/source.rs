@@ -109,7 +109,7 @@ fn run_configfile(interp: &mut Interp<'_>, args: &[String]) -> R<i32> {
         }
     };
     interp.enter("configfile")?;
-    interp.open_context();
+    interp.open_context()?;
     interp.set_config_vars(&p)?;
     let name = p.to_string();
     interp.run_text(&text, &name)?;
