@@ -216,6 +216,21 @@ pub struct TrustPolicy {
     pub lock_cmdline: bool,
 }
 
+impl fmt::Display for TrustPolicy {
+    /// `signatures on, configs off, require off, lock_cmdline on` (console, inspect).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "signatures {}, configs {}, require {}, lock_cmdline {}",
+            on(self.signatures),
+            on(self.configs),
+            on(self.require),
+            on(self.lock_cmdline)
+        )
+    }
+}
+
 impl TrustPolicy {
     /// Whether any rule is on.
     pub fn any(&self) -> bool {

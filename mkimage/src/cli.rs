@@ -636,15 +636,7 @@ fn describe_trust(o: &mut String, policy: &Policy, keys: Option<&[u8]>) {
         let _ = writeln!(o, "trust: none (no [trust] table: files from the guest's disks are not verified)");
         return;
     }
-    let on = |b: bool| if b { "on" } else { "off" };
-    let _ = writeln!(
-        o,
-        "trust: signatures {}, configs {}, require {}, lock_cmdline {}",
-        on(t.signatures),
-        on(t.configs),
-        on(t.require),
-        on(t.lock_cmdline)
-    );
+    let _ = writeln!(o, "trust: {t}");
     match keys {
         None => {
             let _ = writeln!(o, "  no keys ({})", rxen_loader::trust::KEYS_FILE);

@@ -176,30 +176,25 @@ fn build_refuses_inconsistent_trust() {
     let f = fixture();
     let p = f.dir.path("p.toml");
     std::fs::write(&p, signed_policy("")).unwrap();
-    let out = Command::new(mkimage())
-        .args(["build", "-o"])
-        .arg(f.dir.path("x.img"))
-        .arg("--loader")
-        .arg(loader())
-        .arg("--config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    // `rxen-mkimage build -o x.img` of policy `p` with `extra` arguments.
+    let build = |extra: &[&std::path::Path]| {
+        Command::new(mkimage())
+            .args(["build", "-o"])
+            .arg(f.dir.path("x.img"))
+            .arg("--loader")
+            .arg(loader())
+            .arg("--config")
+            .arg(&p)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = build(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("give the keys with --trust-key"), "{err}");
     assert!(!f.dir.path("x.img").exists());
     // A secret key given as a trusted key.
-    let out = Command::new(mkimage())
-        .args(["build", "-o"])
-        .arg(f.dir.path("x.img"))
-        .arg("--loader")
-        .arg(loader())
-        .arg("--config")
-        .arg(&p)
-        .arg("--trust-key")
-        .arg(f.dir.path("fleet.key"))
-        .output()
-        .unwrap();
+    let out = build(&["--trust-key".as_ref(), f.dir.path("fleet.key").as_path()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("this is a secret key"), "{err}");
     // keygen never overwrites a key.

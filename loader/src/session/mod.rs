@@ -286,18 +286,11 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         None if env.pv.is_some() => Ok(GENERIC_PV_POLICY),
         None => Ok(GENERIC_POLICY),
     };
-    let policy = policy_text.and_then(|t| parse_policy(t).map_err(|e| e.in_file("rxen.toml").to_string()));
-    let policy = match policy {
-        Ok(p) => p,
-        Err(e) => {
-            say!(con, "fatal: {e}");
-            say!(con, "powering off");
-            trace.fatal = Some(e);
-            return Outcome::PowerOff { code: 1 };
-        }
-    };
-    let trust = match load_trust(&policy, env.memdisk.as_ref()) {
-        Ok(t) => t,
+    let policy = policy_text
+        .and_then(|t| parse_policy(t).map_err(|e| e.in_file("rxen.toml").to_string()))
+        .and_then(|p| load_trust(&p, env.memdisk.as_ref()).map(|t| (p, t)));
+    let (policy, trust) = match policy {
+        Ok(pt) => pt,
         Err(e) => {
             say!(con, "fatal: {e}");
             say!(con, "powering off");
@@ -306,17 +299,12 @@ pub fn run(env: BootEnv<'_>, platform: &mut dyn Platform, con: &mut dyn Console,
         }
     };
     if policy.trust.any() {
-        let r = &policy.trust;
-        let on = |b: bool| if b { "on" } else { "off" };
         note(
             con,
             trace,
             format!(
-                "trust: signatures {}, configs {}, require {}, lock_cmdline {}; {} key(s){}",
-                on(r.signatures),
-                on(r.configs),
-                on(r.require),
-                on(r.lock_cmdline),
+                "trust: {}; {} key(s){}",
+                policy.trust,
                 trust.keys.len(),
                 trust.keys.iter().map(|k| format!(" {}", k.id)).collect::<String>()
             ),
