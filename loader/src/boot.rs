@@ -286,6 +286,10 @@ pub struct Files<'x, 'a> {
     /// The loader is a Xen PV guest: kernels are PV kernels (a bzImage's payload is
     /// decompressed here).
     pub pv: bool,
+    /// A PVH boot decompresses a bzImage's payload itself and enters the kernel at its
+    /// PVH entry (policy `kaslr = false`, the default); false: the bzImage decompresses
+    /// itself (with KASLR).
+    pub pvh_entry: bool,
     /// Verified boot: the policy's rules and the image's keys.
     pub trust: Rc<Trust>,
 }
@@ -397,8 +401,16 @@ impl Files<'_, '_> {
 pub enum Prepared<'a> {
     /// bzImage by the x86 boot protocol.
     Linux { kernel: BzImage<'a>, kernel_paddr: u64, initrd: Vec<FileData<'a>>, cmdline: String },
-    /// An ELF with `XEN_ELFNOTE_PHYS32_ENTRY`.
-    Pvh { image: FileData<'a>, elf: PvhElf, initrd: Vec<FileData<'a>>, cmdline: String },
+    /// An ELF with `XEN_ELFNOTE_PHYS32_ENTRY`. `from_bz`: it is a bzImage's payload,
+    /// decompressed here into `image`; the bzImage (and its protected-mode part's
+    /// address) boots instead, by the boot protocol, if the ELF cannot be placed.
+    Pvh {
+        image: FileData<'a>,
+        elf: PvhElf,
+        initrd: Vec<FileData<'a>>,
+        cmdline: String,
+        from_bz: Option<(BzImage<'a>, u64)>,
+    },
     /// A Xen PV kernel (pv-boot): `image` is its ELF (a bzImage's payload, decompressed),
     /// `file_len` the kernel file's size.
     Pv { image: FileData<'a>, elf: PvElf, file_len: u64, initrd: Vec<FileData<'a>>, cmdline: String },
@@ -413,6 +425,9 @@ impl Prepared<'_> {
         match self {
             Prepared::Linux { kernel, initrd, cmdline, .. } => {
                 ("Linux bzImage", kernel.image().len() as u64, sizes(initrd), cmdline)
+            }
+            Prepared::Pvh { initrd, cmdline, from_bz: Some((bz, _)), .. } => {
+                ("Linux bzImage at its PVH entry", bz.image().len() as u64, sizes(initrd), cmdline)
             }
             Prepared::Pvh { image, initrd, cmdline, .. } => {
                 ("PVH ELF", image.data.len() as u64, sizes(initrd), cmdline)
@@ -466,50 +481,13 @@ pub fn prepare_kernel_step<'a>(
         },
         _ => step.kernel.to_string(),
     };
+    let kerr = |files: &Files, cause| BootError::Kernel { file: file_name(files), cause };
     if files.pv {
-        let kerr = |files: &Files, cause| BootError::Kernel { file: file_name(files), cause };
         let image = if kfile.data.starts_with(crate::kernel::elf::ELF_MAGIC) {
             kfile
         } else {
             let bz = crate::kernel::bzimage::parse(kfile.data).map_err(|e| kerr(files, e))?;
-            let cap = crate::kernel::pv::pv_output_size(&bz);
-            let (paddr, buf) = mem
-                .alloc(cap as u64)
-                .ok_or(BootError::Place(PlaceError::NoRam { what: "the decompressed PV kernel" }))?;
-            // The dictionary decoders keep their window on the heap: lend it RAM for the
-            // decompression (decompress::working_memory), or refuse by name when the domain
-            // has not that much free: a failed allocation must never happen inside a decoder.
-            let format = bz.payload_format();
-            let lend = match (format, bz.payload()) {
-                (Some(f), Some(p)) => crate::kernel::decompress::working_memory(f, p, cap as u64),
-                _ => 0,
-            };
-            const MAIN_HEAP_SPARE: u64 = 2 << 20;
-            if lend > MAIN_HEAP_SPARE && !mem.scratch(lend) {
-                log(format!(
-                    "{}: the {} decoder needs {} of working memory; the domain has not that much free",
-                    file_name(files),
-                    format.map(|f| f.name()).unwrap_or("?"),
-                    size_str(lend)
-                ));
-                return Err(BootError::Place(PlaceError::NoRam { what: "the PV kernel decoder's window" }));
-            }
-            let lent = lend > MAIN_HEAP_SPARE;
-            let t0 = (files.clock)();
-            let img = crate::kernel::pv::pv_kernel_image(kfile.data, buf);
-            let us = (files.clock)().saturating_sub(t0);
-            if lent {
-                mem.end_scratch();
-            }
-            let img = img.map_err(|e| kerr(files, e))?;
-            log(format!(
-                "{}: {} payload, {} decompressed in {} ms",
-                file_name(files),
-                bz.payload_format().map(|f| f.name()).unwrap_or("?"),
-                size_str(img.len() as u64),
-                us / 1000
-            ));
-            FileData { data: img, paddr, in_place: true }
+            decompress_payload(&bz, &file_name(files), files.clock, mem, log)?
         };
         let elf = crate::kernel::pv::parse_pv(image.data).map_err(|e| kerr(files, e))?;
         return Ok(Prepared::Pv { image, elf, file_len: kfile.data.len() as u64, initrd, cmdline });
@@ -518,11 +496,86 @@ pub fn prepare_kernel_step<'a>(
         Ok(Kernel::BzImage(kernel)) => {
             // The protected-mode part's address: the file's, past the real-mode setup.
             let off = (kernel.protected_mode().as_ptr() as u64).wrapping_sub(kfile.data.as_ptr() as u64);
-            Ok(Prepared::Linux { kernel, kernel_paddr: kfile.paddr + off, initrd, cmdline })
+            let kernel_paddr = kfile.paddr + off;
+            if files.pvh_entry && kernel.payload_format().is_some() {
+                // As xl's direct boot: the payload's ELF at its PVH entry. Anything in the
+                // way (no PVH note, a payload this loader cannot decode, too little RAM)
+                // and the bzImage boots itself, as it would with `kaslr = true`.
+                let name = file_name(files);
+                match decompress_payload(&kernel, &name, files.clock, mem, log) {
+                    Ok(image) => match crate::kernel::elf::parse_pvh(image.data) {
+                        Ok(elf) => {
+                            let from_bz = Some((kernel, kernel_paddr));
+                            return Ok(Prepared::Pvh { image, elf, initrd, cmdline, from_bz });
+                        }
+                        Err(e) => {
+                            mem.free(image.paddr, image.data.len() as u64);
+                            log(format!("{name}: its payload is no PVH kernel ({e}): the bzImage decompresses itself"))
+                        }
+                    },
+                    Err(e) => log(format!("{e}: the bzImage decompresses itself")),
+                }
+            }
+            Ok(Prepared::Linux { kernel, kernel_paddr, initrd, cmdline })
         }
-        Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile, elf, initrd, cmdline }),
+        Ok(Kernel::PvhElf(elf)) => Ok(Prepared::Pvh { image: kfile, elf, initrd, cmdline, from_bz: None }),
         Ok(Kernel::Multiboot(kernel)) => Ok(Prepared::Multiboot { image: kfile, kernel, initrd, cmdline }),
-        Err(cause) => Err(BootError::Kernel { file: file_name(files), cause }),
+        Err(cause) => Err(kerr(files, cause)),
+    }
+}
+
+/// A bzImage's payload decompressed into RAM of its own (the ELF inside), timed and
+/// logged. The dictionary decoders keep their window on the heap: it is lent RAM for the
+/// decompression (decompress::working_memory), or the decompression is refused by name
+/// when the domain has not that much free: a failed allocation must never happen inside
+/// a decoder.
+fn decompress_payload<'a>(
+    bz: &BzImage,
+    name: &str,
+    clock: fn() -> u64,
+    mem: &mut dyn GuestMemory,
+    log: &mut dyn FnMut(String),
+) -> Result<FileData<'a>, BootError> {
+    let cap = crate::kernel::pv::pv_output_size(bz);
+    let format = bz.payload_format();
+    let lend = match (format, bz.payload()) {
+        (Some(f), Some(p)) => crate::kernel::decompress::working_memory(f, p, cap as u64),
+        _ => 0,
+    };
+    const MAIN_HEAP_SPARE: u64 = 2 << 20;
+    let (paddr, buf) =
+        mem.alloc(cap as u64).ok_or(BootError::Place(PlaceError::NoRam { what: "the decompressed kernel" }))?;
+    if lend > MAIN_HEAP_SPARE && !mem.scratch(lend) {
+        mem.free(paddr, cap as u64);
+        log(format!(
+            "{name}: the {} decoder needs {} of working memory; the domain has not that much free",
+            format.map(|f| f.name()).unwrap_or("?"),
+            size_str(lend)
+        ));
+        return Err(BootError::Place(PlaceError::NoRam { what: "the kernel decoder's window" }));
+    }
+    let lent = lend > MAIN_HEAP_SPARE;
+    let t0 = clock();
+    let n = crate::kernel::pv::pv_kernel_image(bz.image(), &mut *buf).map(|img| img.len());
+    let us = clock().saturating_sub(t0);
+    if lent {
+        mem.end_scratch();
+    }
+    match n {
+        Ok(n) => {
+            log(format!(
+                "{name}: {} payload, {} decompressed in {} ms",
+                format.map(|f| f.name()).unwrap_or("?"),
+                size_str(n as u64),
+                us / 1000
+            ));
+            let buf: &'static [u8] = buf;
+            Ok(FileData { data: &buf[..n], paddr, in_place: true })
+        }
+        Err(cause) => {
+            mem.free(paddr, cap as u64);
+            Err(BootError::Kernel { file: name.into(), cause })
+        }
     }
 }
 

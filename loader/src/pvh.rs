@@ -207,7 +207,7 @@ pub struct HwPlatform {
     pub xen: Option<xen::Xen>,
     /// Guest RAM the loader maps one to one ends here (4 GiB on PVH: pvh.S's map).
     pub ram_end: u64,
-    /// The binary's second heap, when it has one (pv-boot): see Platform::scratch_heap.
+    /// The binary's second heap: see Platform::scratch_heap.
     pub scratch: Option<ScratchHook>,
 }
 
@@ -378,7 +378,12 @@ pub struct Image {
 /// Boot from `hvm_start_info` at `start_info_paddr` to a launch plan: platform and
 /// memory first, `init_heap(addr, len)` once free RAM is known, then the session.
 /// Returns only a plan to carry out; every other end powers off.
-pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, usize)) -> LaunchPlan {
+pub fn boot(
+    start_info_paddr: u32,
+    image: Image,
+    init_heap: &mut dyn FnMut(u64, usize),
+    scratch: ScratchHook,
+) -> LaunchPlan {
     T0_US.store(time::now_us(), Ordering::Relaxed);
     let con = &mut HwConsole;
     let on_xen = xen_cpuid_base().is_some();
@@ -475,7 +480,7 @@ pub fn boot(start_info_paddr: u32, image: Image, init_heap: &mut dyn FnMut(u64, 
 
     // The memdisk and the modules are borrowed only inside this block: once the session
     // returns its plan, no slice over them is alive, so the plan may copy over them.
-    let mut platform = HwPlatform { xen: xen_up, ram_end: GIB4, scratch: None };
+    let mut platform = HwPlatform { xen: xen_up, ram_end: GIB4, scratch: Some(scratch) };
     let outcome = {
         let memdisk = if hdr.memdisk_len == 0 {
             None

@@ -48,7 +48,14 @@ fn boots_standalone_on(machine: &str) {
     let ours: Vec<&str> = run.serial.lines().filter(|l| l.contains("rxen: ") && !l.starts_with("rxen 0.")).collect();
     assert!(!ours.is_empty() && ours.iter().all(|l| stamped(l)), "{ours:#?}");
     assert!(ours.iter().any(|l| l.contains("copies (") && l.ends_with("done; jumping to the kernel")), "{ours:#?}");
+    // The default (kaslr = false): the loader decompresses the bzImage's xz payload and
+    // enters vmlinux at its PVH entry, as xl's direct boot does.
+    assert!(ours.iter().any(|l| l.contains("xz payload, ") && l.contains(" decompressed in ")), "{ours:#?}");
+    assert!(ours.iter().any(|l| l.contains("booting PVH kernel at 0x")), "{ours:#?}");
     assert!(!run.timed_out, "{}", run.dump());
+    if std::env::var_os("RXEN_E2E_SHOW").is_some() {
+        println!("{}", run.dump());
+    }
 }
 
 #[test]
@@ -311,4 +318,41 @@ fn exec_range(elf: &[u8]) -> std::ops::Range<u64> {
     let lo = exec.iter().map(|l| l.paddr).min().unwrap_or(u64::MAX);
     let hi = exec.iter().map(|l| l.paddr + l.memsz).max().unwrap_or(0);
     lo..hi
+}
+
+/// `kaslr = true`: the loader hands the bzImage over by the boot protocol and Linux's own
+/// decompressor runs (and randomizes); the loader decompresses nothing.
+#[test]
+fn kaslr_policy_boots_the_bzimage_itself() {
+    let dir = Scratch::new("kaslr");
+    let policy = dir.path("rxen.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\nkaslr = true\n[[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\ninitrd = \"/initrd.img\"\ncmdline = \"{}\"\n",
+            sample_cmdline()
+        ),
+    )
+    .unwrap();
+    let img = dir.path("guest.img");
+    let (l, k, i) = (loader(), kernel(), initramfs());
+    let add = |g: &str, h: &std::path::Path| format!("{g}={}", h.display());
+    mkimage_ok(&[
+        "build",
+        "-o",
+        img.to_str().unwrap(),
+        "--loader",
+        l.to_str().unwrap(),
+        "--config",
+        policy.to_str().unwrap(),
+        "--add",
+        &add("vmlinuz", &k),
+        "--add",
+        &add("initrd.img", &i),
+    ]);
+    let run = Qemu::new("microvm", &img).run();
+    assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
+    assert!(run.serial.contains("rxen: booting: "), "{}", run.dump());
+    assert!(!run.serial.contains("decompressed in"), "{}", run.dump());
+    assert!(!run.serial.contains("booting PVH kernel"), "{}", run.dump());
 }

@@ -8,10 +8,6 @@
 
 extern crate alloc;
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use linked_list_allocator::{Heap, LockedHeap};
 use rxen_loader::abi::xen::{FLAT_KERNEL_CS, MmuextOp, TrapInfo};
 use rxen_loader::platform::traps::TrapFrame;
 use rxen_loader::platform::xen::pv;
@@ -20,6 +16,10 @@ use rxen_memdisk::ImageHeader;
 
 #[path = "../arch/x86_64/rt.rs"]
 mod rt;
+
+#[path = "../arch/x86_64/heap.rs"]
+mod heap;
+use heap::{HEAP, scratch_heap};
 
 core::arch::global_asm!(include_str!("../arch/x86_64/pv.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("../arch/x86_64/traps.S"), options(att_syntax));
@@ -41,85 +41,6 @@ unsafe extern "C" {
 #[used]
 #[unsafe(link_section = ".rxen.header")]
 static RXEN_HEADER: ImageHeader = ImageHeader::EMPTY;
-
-/// Two heaps: the loader's own (8 MiB, for the whole boot) and, while a decompressor
-/// runs, RAM the session lends (Platform::scratch_heap): big allocations go there first.
-struct PvHeap {
-    main: LockedHeap,
-    scratch: LockedHeap,
-    /// The lent range [start, end); 0..0 when none.
-    start: AtomicU64,
-    end: AtomicU64,
-}
-
-/// Allocations this large try the lent RAM first.
-const BIG: usize = 256 << 10;
-
-// SAFETY: both heaps are linked_list_allocator's (sound GlobalAllocs behind a spinlock);
-// a block is freed to the heap whose range holds it, which is the heap it came from.
-unsafe impl GlobalAlloc for PvHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() >= BIG && self.end.load(Ordering::Acquire) != 0 {
-            // SAFETY: forwarded GlobalAlloc contract.
-            let p = unsafe { self.scratch.alloc(layout) };
-            if !p.is_null() {
-                return p;
-            }
-        }
-        // SAFETY: forwarded GlobalAlloc contract.
-        unsafe { self.main.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let a = ptr as u64;
-        if a >= self.start.load(Ordering::Acquire) && a < self.end.load(Ordering::Acquire) {
-            // SAFETY: the block lies in the lent range, so the scratch heap gave it.
-            unsafe { self.scratch.dealloc(ptr, layout) }
-        } else {
-            // SAFETY: any other block came from the main heap.
-            unsafe { self.main.dealloc(ptr, layout) }
-        }
-    }
-}
-
-#[global_allocator]
-static HEAP: PvHeap = PvHeap {
-    main: LockedHeap::empty(),
-    scratch: LockedHeap::empty(),
-    start: AtomicU64::new(0),
-    end: AtomicU64::new(0),
-};
-
-/// Lend the scratch heap `Some((at, len))`, or take it back (`None`: only when nothing of
-/// it is allocated; the answer says whether the RAM is free again).
-///
-/// # Safety
-/// `Some`: free RAM, mapped, unused by anyone else until taken back.
-unsafe fn scratch_heap(region: Option<(u64, u64)>) -> bool {
-    let mut h = HEAP.scratch.lock();
-    match region {
-        Some((at, len)) => {
-            if HEAP.end.load(Ordering::Acquire) != 0 {
-                return false;
-            }
-            *h = Heap::empty();
-            // SAFETY: per the caller: [at, at + len) is free RAM for this heap alone.
-            unsafe { h.init(at as usize as *mut u8, len as usize) };
-            HEAP.start.store(at, Ordering::Release);
-            HEAP.end.store(at + len, Ordering::Release);
-            true
-        }
-        None => {
-            if h.used() != 0 {
-                return false; // something still lives there: the RAM stays lent
-            }
-            HEAP.end.store(0, Ordering::Release);
-            HEAP.start.store(0, Ordering::Release);
-            *h = Heap::empty();
-            true
-        }
-    }
-}
 
 fn image_header() -> ImageHeader {
     // SAFETY: RXEN_HEADER is a 96-byte static; a volatile read sees the bytes mkimage

@@ -8,7 +8,6 @@
 
 extern crate alloc;
 
-use linked_list_allocator::LockedHeap;
 use rxen_loader::platform::traps::TrapFrame;
 use rxen_loader::pvh;
 use rxen_loader::session::plan::Jump;
@@ -16,6 +15,10 @@ use rxen_memdisk::ImageHeader;
 
 #[path = "../arch/x86_64/rt.rs"]
 mod rt;
+
+#[path = "../arch/x86_64/heap.rs"]
+mod heap;
+use heap::{HEAP, scratch_heap};
 
 core::arch::global_asm!(include_str!("../arch/x86_64/pvh.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("../arch/x86_64/traps.S"), options(att_syntax));
@@ -36,9 +39,6 @@ unsafe extern "C" {
 #[unsafe(link_section = ".rxen.header")]
 static RXEN_HEADER: ImageHeader = ImageHeader::EMPTY;
 
-#[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
-
 fn image_header() -> ImageHeader {
     // SAFETY: RXEN_HEADER is a 96-byte static; a volatile read sees the bytes mkimage
     // wrote into the image rather than the constant the compiler knows.
@@ -54,11 +54,16 @@ extern "C" fn rxen_pvh_main(start_info_paddr: u32) -> ! {
         end: &raw const __image_end as u64,
         header: image_header(),
     };
-    let plan = pvh::boot(start_info_paddr, image, &mut |at, len| {
-        // SAFETY: [at, at + len) is free RAM below 4 GiB, identity mapped, reserved in the
-        // boot's allocator for the heap and used by nothing else; called once.
-        unsafe { HEAP.lock().init(at as usize as *mut u8, len) }
-    });
+    let plan = pvh::boot(
+        start_info_paddr,
+        image,
+        &mut |at, len| {
+            // SAFETY: [at, at + len) is free RAM below 4 GiB, identity mapped, reserved in
+            // the boot's allocator for the heap and used by nothing else; called once.
+            unsafe { HEAP.main.lock().init(at as usize as *mut u8, len) }
+        },
+        scratch_heap,
+    );
     // SAFETY: pvh::boot returned the plan after the session ended, so no reference into
     // guest memory is alive; every destination was reserved by its placement and lies
     // below 4 GiB (checked by pvh::boot).

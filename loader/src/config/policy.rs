@@ -30,6 +30,11 @@ pub struct Policy {
     pub steps: Vec<Step>,
     /// `[trust]`: what the loader verifies (docs/security.md).
     pub trust: TrustPolicy,
+    /// `kaslr = true`: a bzImage decompresses itself and randomizes its address (Linux's
+    /// own decompressor, entered by the boot protocol). Default false: the PVH loader
+    /// decompresses the payload itself and enters the kernel at its PVH entry, as xl's
+    /// direct boot does (seconds faster under Xen; no KASLR).
+    pub kaslr: bool,
 }
 
 pub use crate::trust::TrustPolicy;
@@ -208,7 +213,7 @@ fn unknown_key(k: &Spanned<String>, known: &[&str], place: &str) -> ConfigError 
     k.err(alloc::format!("unknown key `{}` {place} (known: {})", k.value, known.join(", ")))
 }
 
-const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure"];
+const TOP_KEYS: &[&str] = &["version", "timeout", "default", "on_failure", "kaslr"];
 const KERNEL_KEYS: &[&str] =
     &["type", "name", "kernel", "initrd", "initrd_optional", "cmdline", "kernel_sha256", "initrd_sha256"];
 const SEARCH_KEYS: &[&str] = &["type", "name", "file", "fs_uuid", "label", "part_uuid", "part_label"];
@@ -323,7 +328,8 @@ pub fn parse_policy(text: &str) -> Result<Policy, ConfigError> {
             other => return Err(v.err(alloc::format!("`on_failure` = {other:?}: use \"poweroff\" or \"prompt\""))),
         },
     };
-    Ok(Policy { version, timeout, default, on_failure, steps, trust })
+    let kaslr = root.get("kaslr").map(|v| boolean(v, "kaslr")).transpose()?.unwrap_or(false);
+    Ok(Policy { version, timeout, default, on_failure, steps, trust, kaslr })
 }
 
 fn check_keys(t: &Table, known: &[&str], what: &str) -> Result<(), ConfigError> {
@@ -568,7 +574,7 @@ mod tests {
         assert_eq!(e("version = \"1\"\n"), "1:11: `version` must be an integer, not a string");
         assert_eq!(
             e("version = 1\ntimout = 3\n"),
-            "2:1: unknown key `timout` at the top level (known: version, timeout, default, on_failure)"
+            "2:1: unknown key `timout` at the top level (known: version, timeout, default, on_failure, kaslr)"
         );
         assert_eq!(e("version = 1\ntimeout = -1\n"), "2:11: `timeout` = -1 is out of range (0..=86400)");
         assert_eq!(e("version = 1\n[boot]\n"), "2:2: unknown [table] `boot` (a policy has [[step]] and [trust])");
@@ -644,6 +650,15 @@ mod tests {
         assert_eq!(p.on_failure, OnFailure::Prompt);
         let e = parse_policy("version = 1\non_failure = \"wait\"\n").unwrap_err().to_string();
         assert_eq!(e, "2:14: `on_failure` = \"wait\": use \"poweroff\" or \"prompt\"");
+    }
+
+    #[test]
+    fn kaslr() {
+        let base = "[[step]]\ntype = \"config\"\n";
+        assert!(!parse_policy(&alloc::format!("version = 1\n{base}")).unwrap().kaslr);
+        assert!(parse_policy(&alloc::format!("version = 1\nkaslr = true\n{base}")).unwrap().kaslr);
+        let e = parse_policy("version = 1\nkaslr = \"yes\"\n").unwrap_err().to_string();
+        assert_eq!(e, "2:9: `kaslr` must be a boolean, not a string");
     }
 
     #[test]

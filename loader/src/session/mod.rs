@@ -218,6 +218,10 @@ impl GuestMemory for Pages<'_> {
         Some((at, buf))
     }
 
+    fn free(&mut self, paddr: u64, len: u64) {
+        self.ram.release(paddr, len);
+    }
+
     fn scratch(&mut self, len: u64) -> bool {
         if self.scratch.is_some() {
             return false;
@@ -486,6 +490,7 @@ impl<'a> Session<'_, 'a> {
             reads: Vec::new(),
             clock,
             pv: self.env.pv.is_some(),
+            pvh_entry: self.env.pv.is_none() && !self.policy.kaslr,
             trust: self.trust.clone(),
         }
     }
@@ -711,7 +716,26 @@ impl<'a> Session<'_, 'a> {
             let at = e820.iter().position(|e| e.addr > r.start).unwrap_or(e820.len());
             e820.insert(at, E820Entry { addr: r.start, size: r.end - r.start, kind: crate::mem::E820_RESERVED });
         }
-        let (copies, jump, msg) = plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk, self.env.pv.as_ref())?;
+        let mut fallback = None;
+        let built = match plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk, self.env.pv.as_ref()) {
+            // A bzImage's payload whose segments cannot go where they say: the bzImage
+            // itself boots by the boot protocol (its own decompressor relocates it).
+            Err(e) if let Prepared::Pvh { image, initrd, cmdline, from_bz: Some((kernel, kernel_paddr)), .. } = p => {
+                say!(self.con, "the kernel's ELF cannot be placed ({e}): the bzImage decompresses itself");
+                ram = self.env.ram.clone();
+                ram.release(image.paddr, image.data.len() as u64);
+                let p = fallback.insert(Prepared::Linux {
+                    kernel: *kernel,
+                    kernel_paddr: *kernel_paddr,
+                    initrd: initrd.clone(),
+                    cmdline: cmdline.clone(),
+                });
+                plan::build(p, &mut ram, &e820, self.env.rsdp, memdisk, self.env.pv.as_ref())
+            }
+            r => r,
+        };
+        let p = fallback.as_ref().unwrap_or(p);
+        let (copies, jump, msg) = built?;
         if let Some(msg) = msg {
             say!(self.con, "{msg}");
         }

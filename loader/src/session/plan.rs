@@ -246,7 +246,7 @@ pub fn build(
             };
             Ok((copies, jump, Some(msg)))
         }
-        Prepared::Pvh { image, elf, initrd, cmdline } => {
+        Prepared::Pvh { image, elf, initrd, cmdline, .. } => {
             let modules_len = if initrd.is_empty() { 0 } else { 1 };
             // Size the blob with placeholder addresses, then build it for real.
             let probe = build_start_info(0, cmdline, &[(0, 0)][..modules_len], e820, rsdp);

@@ -397,6 +397,9 @@ pub trait GuestMemory {
     }
     /// End the loan of [`GuestMemory::scratch`] (everything allocated from it is freed).
     fn end_scratch(&mut self) {}
+    /// Give back `[paddr, paddr + len)` from [`GuestMemory::alloc`], whose slice the caller
+    /// no longer uses.
+    fn free(&mut self, _paddr: u64, _len: u64) {}
 }
 
 /// Largest file read from a disk (a kernel or an initrd).

@@ -60,6 +60,50 @@ pub fn xz(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
     pull(Format::Xz, &mut r, out, |r| input.len() - r.inner().len())
 }
 
+/// The LZMA2 dictionary size of an xz stream's first block, from its block header's
+/// filter flags (xz file format 1.1.0, sections 3.1.5 and 5.3.1); `None` when the header
+/// cannot be read that far. Linux's kernels: the x86 BCJ filter, then LZMA2 with 32 MiB.
+pub fn xz_dict_size(p: &[u8]) -> Option<u64> {
+    const STREAM_HEADER: usize = 12;
+    let size = (usize::from(*p.get(STREAM_HEADER)?) + 1) * 4;
+    let h = p.get(STREAM_HEADER..STREAM_HEADER + size)?;
+    let flags = h[1];
+    let mut at = 2;
+    // A multibyte integer: 7 bits a byte, at most 9 bytes.
+    let varint = |at: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..9 {
+            let b = *h.get(*at)?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    if flags & 0x40 != 0 {
+        varint(&mut at)?; // compressed size
+    }
+    if flags & 0x80 != 0 {
+        varint(&mut at)?; // uncompressed size
+    }
+    for _ in 0..=(flags & 3) {
+        let id = varint(&mut at)?;
+        let props = varint(&mut at)? as usize;
+        if id == 0x21 {
+            let d = *h.get(at)?;
+            return match d {
+                0..=39 => Some((2 | u64::from(d & 1)) << (d / 2 + 11)),
+                40 => Some(u32::MAX as u64),
+                _ => None,
+            };
+        }
+        at = at.checked_add(props)?;
+    }
+    None
+}
+
 /// Whether `p` starts with a plausible legacy `.lzma` header (see [`super::detect`]).
 pub fn looks_like_lzma(p: &[u8]) -> bool {
     if p.len() < 13 || p[0] != 0x5d || p[1] != 0 || p[2] != 0 {

@@ -133,9 +133,14 @@ pub fn working_memory(format: Format, payload: &[u8], out_len: u64) -> u64 {
         cap.saturating_mul(2).saturating_add(TABLES)
     };
     match format {
-        // The dictionary is what the header says (xz: assume the 64 MiB the decoder allows,
-        // the block header's value is not read here).
-        Format::Xz => grown(64 << 20),
+        // The dictionary is what the header says (xz: its first block's LZMA2 filter;
+        // without one, the 64 MiB the decoder allows). lzma-rust2 grows the window by
+        // doubling up to exactly the dictionary size: the last two sizes and the holes
+        // below them fit in twice the dictionary's power of two.
+        Format::Xz => {
+            let dict = lzma::xz_dict_size(payload).unwrap_or(64 << 20).min(out_len.max(1));
+            dict.checked_next_power_of_two().unwrap_or(u64::MAX).saturating_mul(2).saturating_add(TABLES)
+        }
         Format::Lzma => grown(crate::kernel::le::u32_at(payload, 1).map_or(64 << 20, u64::from)),
         Format::Zstd => grown(crate::codec::zstd::window_size(payload).unwrap_or(1 << 27)),
         Format::Bzip2 => 8 << 20,
@@ -225,6 +230,15 @@ mod tests {
         assert_eq!(detect(b"BZh91AY&SY"), Some(Format::Bzip2));
         assert_eq!(detect(b"BZhx"), None);
         assert_eq!(detect(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 4]), Some(Format::Xz));
+        // xz's block header: BCJ x86 (id 4, no properties), then LZMA2 with 32 MiB (0x1a).
+        let mut x = alloc::vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 1, 0, 0, 0, 0];
+        x.extend([2, 0x01, 0x04, 0x00, 0x21, 0x01, 0x1a, 0, 0, 0, 0, 0]);
+        assert_eq!(lzma::xz_dict_size(&x), Some(32 << 20));
+        assert_eq!(working_memory(Format::Xz, &x, 60 << 20), (64 << 20) + (2 << 20));
+        assert_eq!(working_memory(Format::Xz, &x, 1 << 20), (2 << 20) + (2 << 20));
+        x[18] = 41;
+        assert_eq!(lzma::xz_dict_size(&x), None);
+        assert_eq!(lzma::xz_dict_size(&x[..15]), None);
         assert_eq!(detect(LZOP_MAGIC), Some(Format::Lzop));
         assert_eq!(detect(&[0x02, 0x21, 0x4c, 0x18, 0, 0]), Some(Format::Lz4));
         assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 0x04]), Some(Format::Zstd));
