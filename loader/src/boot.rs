@@ -192,6 +192,8 @@ pub enum BootError {
         title: String,
         cause: Box<BootError>,
     },
+    /// A key on the console stopped work done during the menu's countdown.
+    Interrupted,
 }
 
 impl fmt::Display for BootError {
@@ -218,6 +220,7 @@ impl fmt::Display for BootError {
             }
             BootError::EntryNoKernel { title } => write!(f, "entry {title:?} loads no kernel"),
             BootError::Entry { title, cause } => write!(f, "entry {title:?}: {cause}"),
+            BootError::Interrupted => f.write_str("stopped by a key on the console"),
         }
     }
 }
@@ -228,6 +231,14 @@ impl BootError {
         match self {
             BootError::Refused { .. } => true,
             BootError::Entry { cause, .. } => cause.is_refusal(),
+            _ => false,
+        }
+    }
+    /// Whether a key stopped the work ([`Files::poll`]).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            BootError::Interrupted => true,
+            BootError::Entry { cause, .. } => cause.is_interrupted(),
             _ => false,
         }
     }
@@ -292,6 +303,9 @@ pub struct Files<'x, 'a> {
     pub pvh_entry: bool,
     /// Verified boot: the policy's rules and the image's keys.
     pub trust: Rc<Trust>,
+    /// Work done during a menu's countdown: a long decompression calls this now and then
+    /// and stops ([`BootError::Interrupted`]) when it returns true (a key was pressed).
+    pub poll: Option<&'x mut dyn FnMut() -> bool>,
 }
 
 /// A file's bytes and where they lie in guest memory. `in_place`: they could be used
@@ -487,7 +501,8 @@ pub fn prepare_kernel_step<'a>(
             kfile
         } else {
             let bz = crate::kernel::bzimage::parse(kfile.data).map_err(|e| kerr(files, e))?;
-            decompress_payload(&bz, &file_name(files), files.clock, mem, log)?
+            let name = file_name(files);
+            decompress_payload(&bz, &name, files.clock, files.poll.as_deref_mut(), mem, log)?
         };
         let elf = crate::kernel::pv::parse_pv(image.data).map_err(|e| kerr(files, e))?;
         return Ok(Prepared::Pv { image, elf, file_len: kfile.data.len() as u64, initrd, cmdline });
@@ -502,7 +517,7 @@ pub fn prepare_kernel_step<'a>(
                 // way (no PVH note, a payload this loader cannot decode, too little RAM)
                 // and the bzImage boots itself, as it would with `kaslr = true`.
                 let name = file_name(files);
-                match decompress_payload(&kernel, &name, files.clock, mem, log) {
+                match decompress_payload(&kernel, &name, files.clock, files.poll.as_deref_mut(), mem, log) {
                     Ok(image) => match crate::kernel::elf::parse_pvh(image.data) {
                         Ok(elf) => {
                             let from_bz = Some((kernel, kernel_paddr));
@@ -513,6 +528,7 @@ pub fn prepare_kernel_step<'a>(
                             log(format!("{name}: its payload is no PVH kernel ({e}): the bzImage decompresses itself"))
                         }
                     },
+                    Err(e) if e.is_interrupted() => return Err(e),
                     Err(e) => log(format!("{e}: the bzImage decompresses itself")),
                 }
             }
@@ -529,10 +545,11 @@ pub fn prepare_kernel_step<'a>(
 /// decompression (decompress::working_memory), or the decompression is refused by name
 /// when the domain has not that much free: a failed allocation must never happen inside
 /// a decoder.
-fn decompress_payload<'a>(
+fn decompress_payload<'a, 'q>(
     bz: &BzImage,
     name: &str,
     clock: fn() -> u64,
+    poll: Option<&mut (dyn FnMut() -> bool + 'q)>,
     mem: &mut dyn GuestMemory,
     log: &mut dyn FnMut(String),
 ) -> Result<FileData<'a>, BootError> {
@@ -556,7 +573,9 @@ fn decompress_payload<'a>(
     }
     let lent = lend > MAIN_HEAP_SPARE;
     let t0 = clock();
-    let n = crate::kernel::pv::pv_kernel_image(bz.image(), &mut *buf).map(|img| img.len());
+    let mut never = || false;
+    let poll = poll.unwrap_or(&mut never);
+    let n = crate::kernel::pv::pv_kernel_image_polled(bz.image(), &mut *buf, poll).map(|img| img.len());
     let us = clock().saturating_sub(t0);
     if lent {
         mem.end_scratch();
@@ -574,7 +593,10 @@ fn decompress_payload<'a>(
         }
         Err(cause) => {
             mem.free(paddr, cap as u64);
-            Err(BootError::Kernel { file: name.into(), cause })
+            match cause {
+                KernelError::PvPayload(e) if e.is_interrupted() => Err(BootError::Interrupted),
+                cause => Err(BootError::Kernel { file: name.into(), cause }),
+            }
         }
     }
 }

@@ -68,6 +68,7 @@ mod_order() {
 
 # mk_initrd OUT KIND: a busybox initramfs (newc, gzip) whose /init prints, to /dev/hvc0 and
 # /dev/console,
+#   RXEN-UPTIME: <contents of /proc/uptime>
 #   RXEN-GUEST-MARKER: booted
 #   RXEN-CMDLINE: <contents of /proc/cmdline>     (as scripts/build-initramfs)
 #   RXEN-ARG: <word>                              (one line per word of /proc/cmdline)
@@ -106,6 +107,9 @@ if [ -s /lib/modules/order ]; then
     fi
 fi
 cmdline="$($B cat /proc/cmdline)"
+# The kernel's clock at the marker: the benches subtract it from create -> marker to
+# find when the kernel started.
+say "RXEN-UPTIME: $($B cat /proc/uptime)"
 say "RXEN-GUEST-MARKER: booted"
 say "RXEN-CMDLINE: $cmdline"
 for w in $cmdline; do say "RXEN-ARG: $w"; done

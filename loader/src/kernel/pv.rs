@@ -240,13 +240,23 @@ pub fn pv_output_size(bz: &BzImage) -> usize {
 /// The PV kernel ELF in `file`: the file itself when it is an ELF, else a bzImage's
 /// payload decompressed into `out` (sized by [`pv_output_size`]; the cap).
 pub fn pv_kernel_image<'b>(file: &'b [u8], out: &'b mut [u8]) -> Result<&'b [u8], KernelError> {
+    pv_kernel_image_polled(file, out, &mut || false)
+}
+
+/// [`pv_kernel_image`], the decoder calling `poll` now and then
+/// ([`decompress::decompress_into_polled`]).
+pub fn pv_kernel_image_polled<'b>(
+    file: &'b [u8],
+    out: &'b mut [u8],
+    poll: &mut dyn FnMut() -> bool,
+) -> Result<&'b [u8], KernelError> {
     if file.starts_with(ELF_MAGIC) {
         return Ok(file);
     }
     let bz = bzimage::parse(file)?;
     let p = bz.payload().ok_or(KernelError::Pv(PvProblem::NoPayload))?;
     let f = decompress::detect(p).ok_or(KernelError::Pv(PvProblem::NoPayload))?;
-    let n = decompress::decompress_into(f, p, out).map_err(KernelError::PvPayload)?;
+    let n = decompress::decompress_into_polled(f, p, out, poll).map_err(KernelError::PvPayload)?;
     let img = &out[..n];
     if !img.starts_with(ELF_MAGIC) {
         return Err(KernelError::Pv(PvProblem::PayloadNotElf));

@@ -195,7 +195,21 @@ fn prompt_command(line: &str, root: &mut Option<String>, con: &mut dyn Console, 
 /// command line) a person chose, or `None` when the countdown ran out (boot the
 /// default), nobody can answer, or the console went away.
 pub fn run(choice: &ConfigChoice, fs: &mut dyn ConfigFs, menu_forced: bool, con: &mut dyn Console) -> Option<Pick> {
-    let mut menu = Menu::new(choice);
+    let wait = begin(choice, menu_forced, con)?;
+    finish(wait, fs, con, 0, None)
+}
+
+/// A menu shown whose countdown (or wait for a key) has begun: [`begin`], then work may
+/// be done while it runs, then [`finish`].
+pub struct Waiting {
+    menu: Menu,
+    /// Seconds of countdown; `None`: wait for a key.
+    pub timeout: Option<u32>,
+}
+
+/// Show the menu and start its countdown; `None`: nothing to wait for (boot the default).
+pub fn begin(choice: &ConfigChoice, menu_forced: bool, con: &mut dyn Console) -> Option<Waiting> {
+    let menu = Menu::new(choice);
     menu.show(con, false);
     let timeout = choice.timeout_for(menu_forced);
     if let Some(d) = menu.default {
@@ -204,15 +218,33 @@ pub fn run(choice: &ConfigChoice, fs: &mut dyn ConfigFs, menu_forced: bool, con:
     if timeout == Some(0) || !con.interactive() || menu.titles.is_empty() {
         return None;
     }
-    let mut key = match timeout {
-        Some(t) => {
-            say!(con, "booting the default in {t} s; press a key for the menu");
-            con.read_key(Some(u64::from(t) * 1000))?
+    match timeout {
+        Some(t) => say!(con, "booting the default in {t} s; press a key for the menu"),
+        None => say!(con, "rxen.menu: waiting for a key (Enter boots the default)"),
+    }
+    Some(Waiting { menu, timeout })
+}
+
+/// The rest of the countdown (`spent_ms` of it went to other work) or the key that
+/// already came (`key`), then the menu. `None`: boot the default.
+pub fn finish(
+    wait: Waiting,
+    fs: &mut dyn ConfigFs,
+    con: &mut dyn Console,
+    spent_ms: u64,
+    key: Option<u8>,
+) -> Option<Pick> {
+    let Waiting { mut menu, timeout } = wait;
+    let mut key = match (key, timeout) {
+        (Some(k), _) => k,
+        (None, Some(t)) => {
+            let left = (u64::from(t) * 1000).saturating_sub(spent_ms);
+            if left == 0 {
+                return None;
+            }
+            con.read_key(Some(left))?
         }
-        None => {
-            say!(con, "rxen.menu: waiting for a key (Enter boots the default)");
-            con.read_key(None)?
-        }
+        (None, None) => con.read_key(None)?,
     };
     let edit = if menu.locked { "" } else { ", e to edit the command line" };
     say!(con, "menu: up/down or j/k, Enter to boot, a number to pick{edit}, c for a prompt");

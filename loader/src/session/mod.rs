@@ -492,6 +492,7 @@ impl<'a> Session<'_, 'a> {
             pv: self.env.pv.is_some(),
             pvh_entry: self.env.pv.is_none() && !self.policy.kaslr,
             trust: self.trust.clone(),
+            poll: None,
         }
     }
 
@@ -604,18 +605,54 @@ impl<'a> Session<'_, 'a> {
                 default: Some(i) == default,
             });
         }
-        let picked = {
-            let mut files = self.files(disks, &mut *volumes);
-            let mut fs = VolumeFs::of(&mut files, choice.source.clone());
-            menu::run(choice, &mut fs, self.domain.options.menu, self.con)
+        let mut early = None;
+        let picked = match menu::begin(choice, self.domain.options.menu, self.con) {
+            None => None,
+            Some(wait) => {
+                let (mut spent_ms, mut key) = (0, None);
+                if let (Some(1..), Some(d)) = (wait.timeout, default) {
+                    let (p, k, ms) = self.prepare_during_countdown(choice, d, disks, volumes);
+                    (spent_ms, key) = (ms, k);
+                    early = p.map(|(p, saved)| (d, p, saved));
+                }
+                let picked = {
+                    let mut files = self.files(disks, &mut *volumes);
+                    let mut fs = VolumeFs::of(&mut files, choice.source.clone());
+                    menu::finish(wait, &mut fs, self.con, spent_ms, key)
+                };
+                if picked.is_some()
+                    && let Some((_, _, saved)) = early.take()
+                {
+                    // Someone chose at the menu: the RAM what was prepared took is given back.
+                    self.env.ram = saved;
+                }
+                picked
+            }
         };
+        let mut why = Vec::new();
+        if let Some((idx, p, _)) = early.take() {
+            let title = choice.menu.entries[idx].display_title();
+            say!(self.con, "entry {title:?}");
+            match self.launch(&p, label, Some((choice, idx)), disks, volumes) {
+                Ok(plan) => {
+                    self.trace.steps.push((label.into(), format!("{}: boots entry {title:?}", choice.menu.file)));
+                    return Ok(plan);
+                }
+                Err(e) => {
+                    say!(self.con, "{e}");
+                    why.push(e.to_string());
+                    if self.trust.rules.require && e.is_refusal() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         let mut order: Vec<(usize, Option<String>)> = picked.into_iter().collect();
         for i in choice.try_order() {
-            if !order.iter().any(|(j, _)| *j == i) {
+            if !order.iter().any(|(j, _)| *j == i) && (why.is_empty() || Some(i) != default) {
                 order.push((i, None));
             }
         }
-        let mut why = Vec::new();
         for (idx, edited) in order {
             let title = choice.menu.entries[idx].display_title();
             say!(self.con, "entry {title:?}");
@@ -691,6 +728,56 @@ impl<'a> Session<'_, 'a> {
             match r {
                 Ok(m) => say!(self.con, "grubenv: {m}"),
                 Err(e) => say!(self.con, "grubenv: {e}"),
+            }
+        }
+    }
+
+    /// While the menu counts down: read, verify and decompress the default entry (`idx`),
+    /// stopping at the first key on the console. Returns what was prepared (`None`: a key
+    /// came, or it failed, and the RAM it took is given back: the entry is tried again the
+    /// ordinary way), with the RAM as it was before (to give back if the menu is used),
+    /// that key, and the milliseconds spent.
+    fn prepare_during_countdown(
+        &mut self,
+        choice: &ConfigChoice,
+        idx: usize,
+        disks: &[Disk],
+        volumes: &mut [Volume],
+    ) -> (Option<(Prepared<'a>, RegionAllocator)>, Option<u8>, u64) {
+        let clock = self.platform.clock();
+        let t0 = clock();
+        let saved = self.env.ram.clone();
+        let mut files = self.files(disks, &mut *volumes);
+        let con = &mut *self.con;
+        let mut pressed = None;
+        let mut poll = || {
+            if pressed.is_none() {
+                pressed = con.read_key(Some(0));
+            }
+            pressed.is_some()
+        };
+        files.poll = Some(&mut poll);
+        let mut logs = Vec::new();
+        let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform, scratch: None };
+        let r = bootcfg::prepare_entry(choice, idx, None, &mut files, &self.domain, &mut mem, &mut |m| logs.push(m));
+        let mut reads = core::mem::take(&mut files.reads);
+        drop(files);
+        let spent_ms = clock().saturating_sub(t0) / 1000;
+        match (r, pressed) {
+            (Ok(p), None) => {
+                say!(self.con, "entry {:?} made ready during the countdown:", choice.menu.entries[idx].display_title());
+                for m in logs {
+                    self.log(m);
+                }
+                self.report_reads(&mut reads);
+                (Some((p, saved)), None, spent_ms)
+            }
+            (_, key) => {
+                if key.is_some() {
+                    say!(self.con, "a key: the menu (the default's kernel was being made ready; dropped)");
+                }
+                self.env.ram = saved;
+                (None, key, spent_ms)
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use lzma_rust2::{Error, Read};
 
-use super::{DecompressError, Format, TRUNCATED};
+use super::{DecompressError, Format, INTERRUPTED, TRUNCATED};
 use crate::kernel::le;
 
 /// The decoder's memory limit: a 64 MiB dictionary (`xz -9`, `lzma -9`) and its tables.
@@ -27,17 +27,29 @@ fn map(format: Format, e: Error, at: usize) -> DecompressError {
     DecompressError::new(format, what, at)
 }
 
-/// Pull `r` into `out`; `consumed` tells how much input the reader has taken.
+/// Output between two calls of the caller's `poll` (a key on the console stops the work).
+const POLL_EVERY: usize = 256 << 10;
+
+/// Pull `r` into `out`; `consumed` tells how much input the reader has taken; `poll()`
+/// after every [`POLL_EVERY`] bytes out: true stops with [`INTERRUPTED`].
 fn pull<R: Read>(
     format: Format,
     r: &mut R,
     out: &mut [u8],
     consumed: impl Fn(&R) -> usize,
+    poll: &mut dyn FnMut() -> bool,
 ) -> Result<usize, DecompressError> {
-    let mut done = 0usize;
+    let (mut done, mut next_poll) = (0usize, 0usize);
     // Every round writes at least one byte or ends: at most out.len() + 1 rounds.
     loop {
-        let buf = &mut out[done..];
+        if done >= next_poll {
+            if poll() {
+                return Err(DecompressError::new(format, INTERRUPTED, consumed(r)));
+            }
+            next_poll = done.saturating_add(POLL_EVERY);
+        }
+        let end = out.len().min(done.saturating_add(POLL_EVERY));
+        let buf = &mut out[done..end];
         if buf.is_empty() {
             let mut probe = [0u8; 1];
             return match r.read(&mut probe) {
@@ -54,10 +66,10 @@ fn pull<R: Read>(
     }
 }
 
-pub fn xz(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+pub fn xz(input: &[u8], out: &mut [u8], poll: &mut dyn FnMut() -> bool) -> Result<usize, DecompressError> {
     let mut rest = input;
     let mut r = lzma_rust2::XzReader::new_mem_limit(&mut rest, false, MEM_LIMIT_KB);
-    pull(Format::Xz, &mut r, out, |r| input.len() - r.inner().len())
+    pull(Format::Xz, &mut r, out, |r| input.len() - r.inner().len(), poll)
 }
 
 /// The LZMA2 dictionary size of an xz stream's first block, from its block header's
@@ -118,12 +130,12 @@ pub fn looks_like_lzma(p: &[u8]) -> bool {
     dict_ok && (size == u64::MAX || size < 1 << 38)
 }
 
-pub fn lzma(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+pub fn lzma(input: &[u8], out: &mut [u8], poll: &mut dyn FnMut() -> bool) -> Result<usize, DecompressError> {
     if input.len() < 13 {
         return Err(DecompressError::new(Format::Lzma, TRUNCATED, input.len()));
     }
     let mut rest = input;
     let mut r =
         lzma_rust2::LzmaReader::new_mem_limit(&mut rest, MEM_LIMIT_KB, None).map_err(|e| map(Format::Lzma, e, 0))?;
-    pull(Format::Lzma, &mut r, out, |r| input.len() - r.inner().len())
+    pull(Format::Lzma, &mut r, out, |r| input.len() - r.inner().len(), poll)
 }

@@ -152,6 +152,8 @@ pub fn working_memory(format: Format, payload: &[u8], out_len: u64) -> u64 {
 pub const OUTPUT_TOO_LARGE: &str = "output larger than the buffer";
 /// The message of the error for input that ends too early.
 pub const TRUNCATED: &str = "truncated input";
+/// The message of the error when the caller's poll asked to stop.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// Why a payload did not decompress. `Display`: "FORMAT: CAUSE at input offset N", or
 /// "FORMAT: output larger than N bytes (at input offset M)".
@@ -183,6 +185,10 @@ impl DecompressError {
     pub fn is_too_large(&self) -> bool {
         self.limit.is_some()
     }
+    /// Whether the caller's poll stopped the work ([`decompress_into_polled`]).
+    pub fn is_interrupted(&self) -> bool {
+        self.what == INTERRUPTED
+    }
 }
 
 impl fmt::Display for DecompressError {
@@ -198,13 +204,25 @@ impl fmt::Display for DecompressError {
 /// does not fit in `out` (or in its first [`MAX_OUTPUT`] bytes) is an error: the caller's
 /// buffer is the cap. Bytes after the compressed stream (Linux's size trailer) are ignored.
 pub fn decompress_into(format: Format, input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    decompress_into_polled(format, input, out, &mut || false)
+}
+
+/// [`decompress_into`], calling `poll` now and then (xz and lzma: every 256 KiB of
+/// output; the other formats, fast ones, not at all): when it returns true, the work stops
+/// with an [`INTERRUPTED`] error ([`DecompressError::is_interrupted`]).
+pub fn decompress_into_polled(
+    format: Format,
+    input: &[u8],
+    out: &mut [u8],
+    poll: &mut dyn FnMut() -> bool,
+) -> Result<usize, DecompressError> {
     let cap = out.len().min(MAX_OUTPUT);
     let out = &mut out[..cap];
     match format {
         Format::Gzip => gzip::decompress(input, out),
         Format::Bzip2 => bzip2::decompress(input, out),
-        Format::Xz => lzma::xz(input, out),
-        Format::Lzma => lzma::lzma(input, out),
+        Format::Xz => lzma::xz(input, out, poll),
+        Format::Lzma => lzma::lzma(input, out, poll),
         Format::Lzop => lzop::decompress(input, out),
         Format::Lz4 => lz4::decompress(input, out),
         Format::Zstd => zstd::decompress(input, out),
