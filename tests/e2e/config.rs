@@ -52,8 +52,11 @@ fn debian_grub_cfg_default_entry() {
     // The default's kernel was read, checked and decompressed while the menu counted down,
     // once: the boot after the countdown uses it.
     let s = &run.serial;
-    let ready = s.find("rxen: entry \"Debian GNU/Linux\" made ready during the countdown:").expect(&run.dump());
-    let entry = ready + 1 + s[ready + 1..].find("rxen: entry \"Debian GNU/Linux\"").expect(&run.dump());
+    let ready = s
+        .find("rxen: entry \"Debian GNU/Linux\" made ready during the countdown:")
+        .unwrap_or_else(|| panic!("{}", run.dump()));
+    let entry =
+        ready + 1 + s[ready + 1..].find("rxen: entry \"Debian GNU/Linux\"").unwrap_or_else(|| panic!("{}", run.dump()));
     assert!(ready < entry, "{}", run.dump());
     assert_eq!(s.matches(" decompressed in ").count(), 1, "{}", run.dump());
     assert!(s[ready..entry].contains(" decompressed in "), "{}", run.dump());
