@@ -32,8 +32,8 @@ pub struct Policy {
     pub trust: TrustPolicy,
     /// `kaslr = true`: a bzImage decompresses itself and randomizes its address (Linux's
     /// own decompressor, entered by the boot protocol). Default false: the PVH loader
-    /// decompresses the payload itself and enters the kernel at its PVH entry, as xl's
-    /// direct boot does (seconds faster under Xen; no KASLR).
+    /// decompresses the payload itself (while a menu counts down, when one does) and
+    /// enters the kernel at its PVH entry, as xl's direct boot does (no KASLR).
     pub kaslr: bool,
 }
 
