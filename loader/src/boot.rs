@@ -161,6 +161,8 @@ pub enum BootError {
         key: SearchKey,
         volumes: usize,
         disks: usize,
+        /// Volumes that could not be looked in, and why ([`crate::volume::search`]).
+        unreadable: Vec<String>,
     },
     UnknownStep {
         name: String,
@@ -203,8 +205,12 @@ impl fmt::Display for BootError {
             BootError::Refused { file, cause } => write!(f, "{file}: refused: {cause}"),
             BootError::Kernel { file, cause } => write!(f, "{file}: {cause}"),
             BootError::Place(e) => e.fmt(f),
-            BootError::Search { key, volumes, disks } => {
-                write!(f, "search {key}: no volume matches ({volumes} volume(s) on {disks} disk(s))")
+            BootError::Search { key, volumes, disks, unreadable } => {
+                write!(f, "search {key}: no volume matches ({volumes} volume(s) on {disks} disk(s))")?;
+                if !unreadable.is_empty() {
+                    write!(f, "; could not look in {}", unreadable.join("; "))?;
+                }
+                Ok(())
             }
             BootError::UnknownStep { name } => write!(f, "rxen.step={name}: the policy has no step of that name"),
             BootError::NoConfigVolume => f.write_str("no volume to read a boot configuration from"),

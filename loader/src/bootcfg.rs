@@ -249,7 +249,7 @@ impl ConfigFs for VolumeFs<'_, '_> {
             SearchBy::Label => SearchKey::Label(value.to_string()),
             SearchBy::File => SearchKey::File(value.to_string()),
         };
-        volume::search(self.volumes, &key).map(|i| self.volumes[i].name.clone())
+        volume::search(self.volumes, &key).ok().map(|i| self.volumes[i].name.clone())
     }
 }
 

@@ -2,6 +2,7 @@
 //! rxen-mkimage: build, inspect and verify rxen boot images (the `pvh-boot` loader ELF
 //! plus a memdisk `PT_LOAD`). See `docs/mkimage.md`.
 
+pub mod answer;
 pub mod assemble;
 pub mod batch;
 pub mod cli;

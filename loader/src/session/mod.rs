@@ -549,14 +549,16 @@ impl<'a> Session<'_, 'a> {
         let mut logs = Vec::new();
         match &step.kind {
             StepKind::Search(key) => match volume::search(volumes, key) {
-                Some(v) => {
+                Ok(v) => {
                     say!(self.con, "root is now ({})", volumes[v].name);
                     self.trace.steps.push((label.into(), format!("root is now ({})", volumes[v].name)));
                     self.root = Root::Volume(v);
                     self.search_failed = false;
                     Ok(None)
                 }
-                None => Err(BootError::Search { key: key.clone(), volumes: volumes.len(), disks: disks.len() }),
+                Err(unreadable) => {
+                    Err(BootError::Search { key: key.clone(), volumes: volumes.len(), disks: disks.len(), unreadable })
+                }
             },
             StepKind::Kernel(k) => {
                 let mut files = self.files(disks, &mut *volumes);

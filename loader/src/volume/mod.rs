@@ -371,16 +371,28 @@ pub fn scan(disks: &[Disk], log: &mut dyn FnMut(String)) -> Vec<Volume> {
     out
 }
 
-/// The first volume matching `key`.
-pub fn search(vols: &mut [Volume], key: &SearchKey) -> Option<usize> {
+/// The first volume matching `key`; else why the volumes that could not be looked in
+/// (a file search whose lookup failed for another reason than "not there": a broken
+/// directory, a read error), as `(xvda,gpt1): CAUSE`, so that a "no volume matches" names
+/// them.
+pub fn search(vols: &mut [Volume], key: &SearchKey) -> Result<usize, Vec<String>> {
     let eq_ci = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    vols.iter_mut().position(|v| match key {
+    let mut unreadable = Vec::new();
+    let found = vols.iter_mut().position(|v| match key {
         SearchKey::FsUuid(u) => eq_ci(&v.info.fs_uuid, u),
         SearchKey::Label(l) => &v.info.label == l,
         SearchKey::PartUuid(u) => v.info.part_uuid.as_deref().is_some_and(|p| eq_ci(p, u)),
         SearchKey::PartLabel(l) => v.info.part_label.as_deref() == Some(l.as_str()),
-        SearchKey::File(path) => v.fs.lookup(path).is_ok_and(|n| n.kind == NodeKind::File),
-    })
+        SearchKey::File(path) => match v.fs.lookup(path) {
+            Ok(n) => n.kind == NodeKind::File,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => {
+                unreadable.push(alloc::format!("({}): {e}", v.name));
+                false
+            }
+        },
+    });
+    found.ok_or(unreadable)
 }
 
 /// Guest memory to read files into.
@@ -508,5 +520,79 @@ impl Volume {
         let done = fs::read_exact(&mut *self.fs, &n, &mut buf).map_err(|e| self.err(path, FileErrorCause::Fs(e)))?;
         buf.truncate(done);
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+    use crate::block::BlockError;
+    use crate::fs::{FsError, Node};
+
+    /// A filesystem whose every lookup answers `r`.
+    struct Answers(Result<Node, FsError>);
+
+    impl Filesystem for Answers {
+        fn kind(&self) -> &'static str {
+            "ext4"
+        }
+        fn uuid(&self) -> String {
+            String::new()
+        }
+        fn label(&self) -> String {
+            String::new()
+        }
+        fn lookup(&mut self, _: &str) -> Result<Node, FsError> {
+            self.0
+        }
+        fn read_at(&mut self, _: &Node, _: u64, _: &mut [u8]) -> Result<usize, FsError> {
+            Ok(0)
+        }
+        fn read_dir(&mut self, _: &Node) -> Result<Vec<String>, FsError> {
+            Ok(Vec::new())
+        }
+        fn read_link(&mut self, _: &str) -> Result<String, FsError> {
+            Err(FsError::NotASymlink { fs: "ext4" })
+        }
+        fn into_device(self: Box<Self>) -> Box<dyn BlockDevice> {
+            Box::new(crate::block::VecDisk::new(Vec::new(), 512))
+        }
+    }
+
+    fn vol(name: &str, r: Result<Node, FsError>) -> Volume {
+        let info = VolumeInfo {
+            name: name.into(),
+            disk: 0,
+            start_lba: 0,
+            num_blocks: 8,
+            fs: "ext4",
+            fs_uuid: String::new(),
+            label: String::new(),
+            part_uuid: None,
+            part_label: None,
+            layout: None,
+        };
+        Volume { info, fs: Box::new(Answers(r)) }
+    }
+
+    /// A file search names the volumes it could not look in (a read error, a broken
+    /// directory), not only "no volume matches"; "not there" is no such reason.
+    #[test]
+    fn file_search_names_what_it_could_not_read() {
+        let file = Ok(Node { id: 2, kind: NodeKind::File, size: 1 });
+        let io = Err(FsError::Io { fs: "ext4", err: BlockError::Timeout });
+        let key = SearchKey::File("/boot/vmlinuz".into());
+        let mut vols = [vol("xvda,gpt1", io), vol("xvda,gpt2", Err(FsError::NotFound { fs: "ext4" }))];
+        let why = search(&mut vols, &key).unwrap_err();
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("(xvda,gpt1): ext4: "), "{why:?}");
+        let mut vols = [vol("xvda,gpt1", io), vol("xvda,gpt2", file)];
+        assert_eq!(search(&mut vols, &key), Ok(1));
+        let e = crate::boot::BootError::Search { key, volumes: 2, disks: 1, unreadable: why };
+        let text = e.to_string();
+        assert!(
+            text.contains("no volume matches (2 volume(s) on 1 disk(s)); could not look in (xvda,gpt1): ext4: "),
+            "{text}"
+        );
     }
 }

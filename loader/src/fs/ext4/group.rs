@@ -40,8 +40,11 @@ pub fn desc_location(sb: &Superblock, g: u32) -> (u64, usize) {
     let meta_group = g / per_block;
     let first = u64::from(sb.first_data_block);
     if sb.feature_incompat & INCOMPAT_META_BG == 0 || meta_group < sb.first_meta_bg {
-        // The descriptor table follows the superblock (block 1 of the group 0 area).
-        return (first + 1 + u64::from(meta_group), within);
+        // The descriptor table follows the superblock's block: byte 1024 is block 1 with
+        // 1 KiB blocks (where s_first_data_block is 1, except with bigalloc, where it is
+        // 0), block 0 with larger ones.
+        let sb_block = u64::from(sb.block_size == 1024);
+        return (sb_block + 1 + u64::from(meta_group), within);
     }
     // meta_bg: each meta group's descriptors sit in its first group, after the backup
     // superblock when that group has one.
