@@ -703,6 +703,8 @@ fn ranges_overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PvhPlacement {
     pub initrd: Option<(u64, u64)>,
+    /// The initrd's bytes must be copied to `initrd` (false: they are there already).
+    pub initrd_copy: bool,
     pub start_info_paddr: u64,
     pub start_info_len: u64,
     /// When the kernel's segments land on the memdisk it is read from: where to copy the
@@ -739,9 +741,25 @@ pub fn place_pvh(
     if let Some((a, l)) = over_memdisk {
         alloc.reserve(a, l);
     }
-    let initrd = match initrd_len(initrd) {
-        0 => None,
-        len => Some((alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "initrd" })?, len)),
+    // One initrd already in pages of its own (read from a disk, or a module), clear of
+    // every segment and of the memdisk the segments may overwrite, stays where it is.
+    let mut initrd_copy = true;
+    let initrd = match initrd {
+        [] => None,
+        [one]
+            if one.in_place
+                && one.paddr % PAGE == 0
+                && one.paddr.saturating_add(one.data.len() as u64) <= PLACE_LIMIT
+                && !loads().any(|s| ranges_overlap(one.paddr, one.data.len() as u64, s.paddr, s.memsz))
+                && over_memdisk.is_none_or(|(a, l)| !ranges_overlap(one.paddr, one.data.len() as u64, a, l)) =>
+        {
+            initrd_copy = false;
+            Some((one.paddr, one.data.len() as u64))
+        }
+        parts => match initrd_len(parts) {
+            0 => None,
+            len => Some((alloc.alloc_top(len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "initrd" })?, len)),
+        },
     };
     let staging = match over_memdisk {
         None => None,
@@ -751,7 +769,7 @@ pub fn place_pvh(
     };
     let start_info_paddr =
         alloc.alloc_top(start_info_len, PAGE, PLACE_LIMIT).ok_or(PlaceError::NoRam { what: "start info" })?;
-    Ok(PvhPlacement { initrd, start_info_paddr, start_info_len, staging })
+    Ok(PvhPlacement { initrd, initrd_copy, start_info_paddr, start_info_len, staging })
 }
 
 /// Human-readable size.
@@ -780,6 +798,26 @@ mod tests {
             entry: 0x100_0000,
             elf64: true,
             segments: segs.iter().map(|&(paddr, memsz)| Segment { paddr, offset: 0, filesz: memsz, memsz }).collect(),
+        }
+    }
+
+    #[test]
+    fn pvh_initrd_in_its_own_pages_is_not_copied() {
+        static BYTES: [u8; 0x3000] = [0; 0x3000];
+        let e = elf(&[(0x100_0000, 0x200_0000)]);
+        let at = |paddr, in_place| [FileData { data: &BYTES[..], paddr, in_place }];
+        // Read into pages of its own, clear of the segments: used where it is.
+        let mut a = ram(256);
+        a.reserve(0x800_0000, 0x3000);
+        let p = place_pvh(&mut a, &e, 0x10_0000, &at(0x800_0000, true), 0x1000, None).unwrap();
+        assert_eq!((p.initrd, p.initrd_copy), (Some((0x800_0000, 0x3000)), false));
+        // Not its own pages, or under a segment: copied to fresh RAM.
+        for (paddr, in_place) in [(0x800_0000, false), (0x180_0000, true), (0x800_0800, true)] {
+            let mut a = ram(256);
+            let p = place_pvh(&mut a, &e, 0x10_0000, &at(paddr, in_place), 0x1000, None).unwrap();
+            let (to, len) = p.initrd.unwrap();
+            assert!(p.initrd_copy && to != paddr && len == 0x3000, "{paddr:#x} {in_place}");
+            assert!(!ranges_overlap(to, len, 0x100_0000, 0x200_0000));
         }
     }
 

@@ -255,7 +255,7 @@ pub fn build(
             let mods: Vec<(u64, u64)> = pl.initrd.into_iter().collect();
             let blob = build_start_info(pl.start_info_paddr, cmdline, &mods, e820, rsdp);
             // Order matters when segments overwrite the memdisk: initrd, staging, segments.
-            if let Some((addr, _)) = pl.initrd {
+            if let (Some((addr, _)), true) = (pl.initrd, pl.initrd_copy) {
                 parts(&mut copies, addr, initrd);
             }
             segments(&mut copies, image, pl.staging, &elf.segments);
