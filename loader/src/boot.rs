@@ -801,6 +801,17 @@ mod tests {
         }
     }
 
+    /// A search's error names the volumes it could not look in (volume::search).
+    #[test]
+    fn search_error_names_unreadable_volumes() {
+        let key = SearchKey::File("/boot/vmlinuz".into());
+        let why = Vec::from(["(xvda,gpt1): ext4: device timed out".to_string()]);
+        let text = BootError::Search { key, volumes: 2, disks: 1, unreadable: why }.to_string();
+        let want =
+            "no volume matches (2 volume(s) on 1 disk(s)); could not look in (xvda,gpt1): ext4: device timed out";
+        assert!(text.ends_with(want), "{text}");
+    }
+
     #[test]
     fn pvh_initrd_in_its_own_pages_is_not_copied() {
         static BYTES: [u8; 0x3000] = [0; 0x3000];
