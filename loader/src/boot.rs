@@ -530,7 +530,7 @@ pub fn prepare_kernel_step<'a>(
                             return Ok(Prepared::Pvh { image, elf, initrd, cmdline, from_bz });
                         }
                         Err(e) => {
-                            mem.free(image.paddr, image.data.len() as u64);
+                            mem.free(image.paddr, payload_alloc_len(&kernel));
                             log(format!("{name}: its payload is no PVH kernel ({e}): the bzImage decompresses itself"))
                         }
                     },
@@ -546,8 +546,14 @@ pub fn prepare_kernel_step<'a>(
     }
 }
 
-/// A bzImage's payload decompressed into RAM of its own (the ELF inside), timed and
-/// logged. The dictionary decoders keep their window on the heap: it is lent RAM for the
+/// The RAM [`decompress_payload`] takes for `bz`'s payload: its size trailer's, else
+/// `init_size` (at most the decoders' cap).
+pub fn payload_alloc_len(bz: &BzImage) -> u64 {
+    crate::kernel::pv::pv_output_size(bz) as u64
+}
+
+/// A bzImage's payload decompressed into RAM of its own (the ELF inside; the RAM is
+/// [`payload_alloc_len`] bytes from its address), timed and logged. The dictionary decoders keep their window on the heap: it is lent RAM for the
 /// decompression (decompress::working_memory), or the decompression is refused by name
 /// when the domain has not that much free: a failed allocation must never happen inside
 /// a decoder.
@@ -559,7 +565,7 @@ fn decompress_payload<'a, 'q>(
     mem: &mut dyn GuestMemory,
     log: &mut dyn FnMut(String),
 ) -> Result<FileData<'a>, BootError> {
-    let cap = crate::kernel::pv::pv_output_size(bz);
+    let cap = payload_alloc_len(bz) as usize;
     let format = bz.payload_format();
     let lend = match (format, bz.payload()) {
         (Some(f), Some(p)) => crate::kernel::decompress::working_memory(f, p, cap as u64),
@@ -581,7 +587,7 @@ fn decompress_payload<'a, 'q>(
     let t0 = clock();
     let mut never = || false;
     let poll = poll.unwrap_or(&mut never);
-    let n = crate::kernel::pv::pv_kernel_image_polled(bz.image(), &mut *buf, poll).map(|img| img.len());
+    let n = crate::kernel::pv::payload_image(bz, &mut *buf, poll);
     let us = clock().saturating_sub(t0);
     if lent {
         mem.end_scratch();

@@ -25,6 +25,21 @@ fn standalone(dir: &Scratch) -> std::path::PathBuf {
     img
 }
 
+/// An image whose memdisk holds `policy` as its rxen.toml and each `(GUEST, HOST)` file.
+fn image_with_policy(dir: &Scratch, policy: &str, files: &[(&str, &std::path::Path)]) -> std::path::PathBuf {
+    let toml = dir.path("rxen.toml");
+    std::fs::write(&toml, policy).unwrap();
+    let (img, l) = (dir.path("guest.img"), loader());
+    let mut args: Vec<String> =
+        ["build", "-o", img.to_str().unwrap(), "--loader", l.to_str().unwrap()].map(String::from).into();
+    args.extend(["--config".into(), toml.to_str().unwrap().into()]);
+    for (guest, host) in files {
+        args.extend(["--add".into(), format!("{guest}={}", host.display())]);
+    }
+    mkimage_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    img
+}
+
 fn boots_standalone_on(machine: &str) {
     let dir = Scratch::new(&format!("standalone-{machine}"));
     let img = standalone(&dir);
@@ -153,23 +168,11 @@ fn corrupted_memdisk_is_refused() {
 #[test]
 fn nothing_to_boot_names_each_failure() {
     let dir = Scratch::new("nothing");
-    let policy = dir.path("rxen.toml");
-    std::fs::write(
-        &policy,
+    let img = image_with_policy(
+        &dir,
         "version = 1\n[[step]]\ntype = \"kernel\"\nname = \"from-module\"\nkernel = \"(module0)\"\n",
-    )
-    .unwrap();
-    let img = dir.path("guest.img");
-    let l = loader();
-    mkimage_ok(&[
-        "build",
-        "-o",
-        img.to_str().unwrap(),
-        "--loader",
-        l.to_str().unwrap(),
-        "--config",
-        policy.to_str().unwrap(),
-    ]);
+        &[],
+    );
     let run = Qemu::new("microvm", &img).run();
     assert!(
         run.serial.contains("rxen: step from-module failed: (module0): the domain was given 0 module(s)"),
@@ -224,23 +227,11 @@ fn load_segments(elf: &[u8]) -> Vec<Load> {
 #[test]
 fn prompt_after_failure_retries_and_powers_off() {
     let dir = Scratch::new("prompt");
-    let policy = dir.path("rxen.toml");
-    std::fs::write(
-        &policy,
+    let img = image_with_policy(
+        &dir,
         "version = 1\non_failure = \"prompt\"\n[[step]]\ntype = \"kernel\"\nname = \"broken\"\nkernel = \"(module0)\"\n",
-    )
-    .unwrap();
-    let img = dir.path("guest.img");
-    let l = loader();
-    mkimage_ok(&[
-        "build",
-        "-o",
-        img.to_str().unwrap(),
-        "--loader",
-        l.to_str().unwrap(),
-        "--config",
-        policy.to_str().unwrap(),
-    ]);
+        &[],
+    );
     let mut q = Qemu::new("microvm", &img);
     // The first byte may arrive before the loader programs the UART: start with a newline.
     q.serial_input = Some(b"\nnope\n1\noff\n".to_vec());
@@ -325,31 +316,11 @@ fn exec_range(elf: &[u8]) -> std::ops::Range<u64> {
 #[test]
 fn kaslr_policy_boots_the_bzimage_itself() {
     let dir = Scratch::new("kaslr");
-    let policy = dir.path("rxen.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            "version = 1\nkaslr = true\n[[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\ninitrd = \"/initrd.img\"\ncmdline = \"{}\"\n",
-            sample_cmdline()
-        ),
-    )
-    .unwrap();
-    let img = dir.path("guest.img");
-    let (l, k, i) = (loader(), kernel(), initramfs());
-    let add = |g: &str, h: &std::path::Path| format!("{g}={}", h.display());
-    mkimage_ok(&[
-        "build",
-        "-o",
-        img.to_str().unwrap(),
-        "--loader",
-        l.to_str().unwrap(),
-        "--config",
-        policy.to_str().unwrap(),
-        "--add",
-        &add("vmlinuz", &k),
-        "--add",
-        &add("initrd.img", &i),
-    ]);
+    let policy = format!(
+        "version = 1\nkaslr = true\n[[step]]\ntype = \"kernel\"\nkernel = \"/vmlinuz\"\ninitrd = \"/initrd.img\"\ncmdline = \"{}\"\n",
+        sample_cmdline()
+    );
+    let img = image_with_policy(&dir, &policy, &[("vmlinuz", &kernel()), ("initrd.img", &initramfs())]);
     let run = Qemu::new("microvm", &img).run();
     assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
     assert!(run.serial.contains("rxen: booting: "), "{}", run.dump());

@@ -31,6 +31,16 @@ fn image_with_config(dir: &Scratch, name: &str, text: &str) -> std::path::PathBu
     img
 }
 
+/// A grub.cfg for Debian 12's disk with two entries, `one` and `two` (`which=` on their
+/// command lines), and `timeout`.
+fn two_entries(timeout: u32) -> String {
+    format!(
+        "set timeout={timeout}\nsearch --no-floppy --set=root -f /boot/grub/grub.cfg\n\
+         menuentry 'one' {{ linux /boot/vmlinuz-6.1.0-13-amd64 which=one\n initrd /boot/initrd.img-6.1.0-13-amd64\n}}\n\
+         menuentry 'two' {{ linux /boot/vmlinuz-6.1.0-13-amd64 which=two\n initrd /boot/initrd.img-6.1.0-13-amd64\n}}\n"
+    )
+}
+
 fn assert_boots(run: &Run, entry: &str, grub_cmdline: &str) {
     assert!(run.serial.contains(MARKER), "no marker:\n{}", run.dump());
     assert!(run.serial.contains(&format!("rxen: entry {entry:?}")), "want entry {entry:?}:\n{}", run.dump());
@@ -68,13 +78,7 @@ fn debian_grub_cfg_default_entry() {
 #[test]
 fn a_key_during_the_countdowns_work_stops_it() {
     let dir = Scratch::new("countdown-key");
-    let img = image_with_config(
-        &dir,
-        "grub.cfg",
-        "set timeout=8\nsearch --no-floppy --set=root -f /boot/grub/grub.cfg\n\
-         menuentry 'one' { linux /boot/vmlinuz-6.1.0-13-amd64 which=one\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n\
-         menuentry 'two' { linux /boot/vmlinuz-6.1.0-13-amd64 which=two\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n",
-    );
+    let img = image_with_config(&dir, "grub.cfg", &two_entries(8));
     let mut q = guest(&img, virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
     q.serial_input = Some(b" 2".to_vec());
     // QEMU starts, the loader reaches the countdown within about a second; the xz payload
@@ -179,13 +183,7 @@ fn menu_command_prompt() {
 #[test]
 fn rxen_menu_word_shows_a_timeout_zero_menu() {
     let dir = Scratch::new("menu-word");
-    let img = image_with_config(
-        &dir,
-        "grub.cfg",
-        "set timeout=0\nsearch --no-floppy --set=root -f /boot/grub/grub.cfg\n\
-         menuentry 'one' { linux /boot/vmlinuz-6.1.0-13-amd64 which=one\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n\
-         menuentry 'two' { linux /boot/vmlinuz-6.1.0-13-amd64 which=two\n initrd /boot/initrd.img-6.1.0-13-amd64\n}\n",
-    );
+    let img = image_with_config(&dir, "grub.cfg", &two_entries(0));
     let run_with = |append: String| {
         let mut q = guest(&img, virtio_disk("microvm", 0, &config_disks().join("debian12.img")));
         q.append = Some(append);

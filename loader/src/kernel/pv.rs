@@ -240,28 +240,23 @@ pub fn pv_output_size(bz: &BzImage) -> usize {
 /// The PV kernel ELF in `file`: the file itself when it is an ELF, else a bzImage's
 /// payload decompressed into `out` (sized by [`pv_output_size`]; the cap).
 pub fn pv_kernel_image<'b>(file: &'b [u8], out: &'b mut [u8]) -> Result<&'b [u8], KernelError> {
-    pv_kernel_image_polled(file, out, &mut || false)
-}
-
-/// [`pv_kernel_image`], the decoder calling `poll` now and then
-/// ([`decompress::decompress_into_polled`]).
-pub fn pv_kernel_image_polled<'b>(
-    file: &'b [u8],
-    out: &'b mut [u8],
-    poll: &mut dyn FnMut() -> bool,
-) -> Result<&'b [u8], KernelError> {
     if file.starts_with(ELF_MAGIC) {
         return Ok(file);
     }
-    let bz = bzimage::parse(file)?;
+    payload_image(&bzimage::parse(file)?, out, &mut || false).map(|n| &out[..n])
+}
+
+/// The ELF in an already parsed bzImage's payload, decompressed into `out` (sized by
+/// [`pv_output_size`]); its length. The decoder calls `poll` now and then
+/// ([`decompress::decompress_into_polled`]).
+pub fn payload_image(bz: &BzImage, out: &mut [u8], poll: &mut dyn FnMut() -> bool) -> Result<usize, KernelError> {
     let p = bz.payload().ok_or(KernelError::Pv(PvProblem::NoPayload))?;
     let f = decompress::detect(p).ok_or(KernelError::Pv(PvProblem::NoPayload))?;
     let n = decompress::decompress_into_polled(f, p, out, poll).map_err(KernelError::PvPayload)?;
-    let img = &out[..n];
-    if !img.starts_with(ELF_MAGIC) {
+    if !out[..n].starts_with(ELF_MAGIC) {
         return Err(KernelError::Pv(PvProblem::PayloadNotElf));
     }
-    Ok(img)
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -632,45 +632,41 @@ impl<'a> Session<'_, 'a> {
             }
         };
         let mut why = Vec::new();
-        if let Some((idx, p, _)) = early.take() {
-            let title = choice.menu.entries[idx].display_title();
-            say!(self.con, "entry {title:?}");
-            match self.launch(&p, label, Some((choice, idx)), disks, volumes) {
-                Ok(plan) => {
-                    self.trace.steps.push((label.into(), format!("{}: boots entry {title:?}", choice.menu.file)));
-                    return Ok(plan);
-                }
-                Err(e) => {
-                    say!(self.con, "{e}");
-                    why.push(e.to_string());
-                    if self.trust.rules.require && e.is_refusal() {
-                        return Err(e);
-                    }
-                }
-            }
-        }
         let mut order: Vec<(usize, Option<String>)> = picked.into_iter().collect();
         for i in choice.try_order() {
-            if !order.iter().any(|(j, _)| *j == i) && (why.is_empty() || Some(i) != default) {
+            if !order.iter().any(|(j, _)| *j == i) {
                 order.push((i, None));
             }
         }
         for (idx, edited) in order {
             let title = choice.menu.entries[idx].display_title();
             say!(self.con, "entry {title:?}");
-            let mut logs = Vec::new();
-            let mut files = self.files(disks, &mut *volumes);
-            let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform, scratch: None };
-            let r =
-                bootcfg::prepare_entry(choice, idx, edited.as_deref(), &mut files, &self.domain, &mut mem, &mut |m| {
-                    logs.push(m)
-                });
-            let mut reads = core::mem::take(&mut files.reads);
-            drop(files);
-            for m in logs {
-                self.log(m);
-            }
-            self.report_reads(&mut reads);
+            // The default made ready during the countdown (then first in the order, as the
+            // countdown ran out), or the entry read now.
+            let r = match early.take_if(|(d, ..)| *d == idx) {
+                Some((_, p, _)) => Ok(p),
+                None => {
+                    let mut logs = Vec::new();
+                    let mut files = self.files(disks, &mut *volumes);
+                    let mut mem = Pages { ram: &mut self.env.ram, platform: &mut *self.platform, scratch: None };
+                    let r = bootcfg::prepare_entry(
+                        choice,
+                        idx,
+                        edited.as_deref(),
+                        &mut files,
+                        &self.domain,
+                        &mut mem,
+                        &mut |m| logs.push(m),
+                    );
+                    let mut reads = core::mem::take(&mut files.reads);
+                    drop(files);
+                    for m in logs {
+                        self.log(m);
+                    }
+                    self.report_reads(&mut reads);
+                    r
+                }
+            };
             let r = r.and_then(|p| self.launch(&p, label, Some((choice, idx)), disks, volumes));
             match r {
                 Ok(plan) => {
@@ -812,7 +808,7 @@ impl<'a> Session<'_, 'a> {
             Err(e) if let Prepared::Pvh { image, initrd, cmdline, from_bz: Some((kernel, kernel_paddr)), .. } = p => {
                 say!(self.con, "the kernel's ELF cannot be placed ({e}): the bzImage decompresses itself");
                 ram = self.env.ram.clone();
-                ram.release(image.paddr, image.data.len() as u64);
+                ram.release(image.paddr, boot::payload_alloc_len(kernel));
                 let p = fallback.insert(Prepared::Linux {
                     kernel: *kernel,
                     kernel_paddr: *kernel_paddr,
