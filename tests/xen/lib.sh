@@ -206,10 +206,13 @@ xl_cfg() {
 
 # grub_started DIR: GRUB's image prints no Linux line before its menu, and its menu is
 # where its flakes strike (README.md): for the harness, GRUB's own first line stands in for
-# "the kernel started" (the started file; the default is Linux's "Linux version"). A GRUB
-# guest that dies before that line fails at once, like an rxen guest that dies before Linux.
+# "the kernel started" (the started file; the default is Linux's "Linux version"). The
+# reference file marks the guest as the baseline's, not the loader under test's: one that
+# dies before that line died in GRUB's own code, and is retried like a platform flake
+# (init-dom0, reason=reference-before-start; README.md, "Which deaths are retried").
 grub_started() {
     echo "Welcome to GRUB!" >"$1/started"
+    : >"$1/reference"
 }
 
 # xl_disks NAME FILE...: the disk = [...] line, xvda, xvdb, ... in order; inside dom0 the
