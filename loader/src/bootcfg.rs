@@ -160,16 +160,25 @@ impl<'x, 'a> VolumeFs<'x, 'a> {
         }
         // Old or new, never half of each: the change must lie in one 512-byte sector (a
         // disk writes a sector whole). ext4's writer checks this itself, with the disk's
-        // real sector size, and writes only that sector; the others rewrite unchanged
-        // sectors with their own bytes, which a power cut cannot tear.
+        // real sector size, and writes only that sector. The others are given only the
+        // changed bytes, inside that one 512-byte piece of the file: the file's blocks start
+        // on a sector boundary (XFS blocks and FAT clusters are whole sectors), so the write
+        // is one sector, read, patched and written whole, which a power cut cannot tear.
         let changed = old.chunks(512).zip(new.chunks(512)).filter(|(a, b)| a != b).count();
-        if changed > 1 && fs.kind() != "ext4" {
+        if fs.kind() == "ext4" {
+            fs.write_in_place(&ino, 0, &new).map_err(|e| format!("{name}: not saved: {e}"))?;
+            return Ok(format!("{name}: saved {what}"));
+        }
+        if changed > 1 {
             return Err(format!(
                 "{name}: not saved: the change spans {changed} disk sectors, and a power cut between two sector \
                  writes would leave half of each"
             ));
         }
-        fs.write_in_place(&ino, 0, &new).map_err(|e| format!("{name}: not saved: {e}"))?;
+        // `new != old`, same length: there is a first and a last differing byte.
+        let lo = old.iter().zip(&new).position(|(a, b)| a != b).unwrap_or(0);
+        let hi = old.iter().zip(&new).rposition(|(a, b)| a != b).map_or(new.len(), |i| i + 1);
+        fs.write_in_place(&ino, lo as u64, &new[lo..hi]).map_err(|e| format!("{name}: not saved: {e}"))?;
         Ok(format!("{name}: saved {what}"))
     }
 

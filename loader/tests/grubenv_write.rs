@@ -11,20 +11,20 @@
 //!   was ever written;
 //! * every refusal of `write_in_place` (features, inode flags, layouts, a change spanning
 //!   two sectors, a disk with sectors larger than the blocks), named, the disk untouched.
+//!
+//! XFS, FAT and btrfs: `grubenv_write_xfs_fat.rs`.
+
+mod common;
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
 
-use rxen_loader::block::{BlockDevice, BlockError, SliceDisk, VecDisk};
-use rxen_loader::boot::Root;
-use rxen_loader::bootcfg::VolumeFs;
+use common::powercut::{Cut, Medium, PowerCutDisk, sbin, update};
+use rxen_loader::block::{SliceDisk, VecDisk};
 use rxen_loader::config::grubenv;
-use rxen_loader::config::menu::EnvWrite;
 use rxen_loader::fs::ext4::Ext4;
-use rxen_loader::trust::Trust;
-use rxen_loader::volume::{self, Disk};
 
 const ENV: &str = "/boot/grub/grubenv";
 
@@ -32,16 +32,6 @@ fn tmp() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rxen-grubenv-write-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn sbin(tool: &str) -> Command {
-    for dir in ["/usr/sbin", "/sbin", "/usr/bin"] {
-        let p = Path::new(dir).join(tool);
-        if p.exists() {
-            return Command::new(p);
-        }
-    }
-    Command::new(tool)
 }
 
 /// A 1024-byte GRUB environment block holding `vars` (as `grub-editenv` makes it).
@@ -130,94 +120,6 @@ fn data_block(fs: &mut Vec<u8>) -> (u64, u64) {
 
 fn changes(v: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
     v.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect()
-}
-
-// ---- the power-cut device -----------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cut {
-    /// After the budget every write fails.
-    Error,
-    /// After the budget writes "succeed" and nothing reaches the medium.
-    LosePower,
-}
-
-struct Medium {
-    data: Vec<u8>,
-    /// Sector writes that reach the medium, at most.
-    budget: usize,
-    cut: Cut,
-    /// Every sector a write request asked for, in order (taken or not).
-    issued: Vec<u64>,
-    taken: usize,
-}
-
-/// A disk whose sectors are `bs` bytes, over a shared [`Medium`].
-struct PowerCutDisk {
-    m: Rc<RefCell<Medium>>,
-    bs: u32,
-}
-
-impl BlockDevice for PowerCutDisk {
-    fn block_size(&self) -> u32 {
-        self.bs
-    }
-    fn num_blocks(&self) -> u64 {
-        self.m.borrow().data.len() as u64 / u64::from(self.bs)
-    }
-    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        SliceDisk::new(&self.m.borrow().data, self.bs).read_blocks(lba, buf)
-    }
-    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
-        let bs = self.bs as usize;
-        rxen_loader::block::check_request(self.bs, self.num_blocks(), lba, buf.len())?;
-        let mut m = self.m.borrow_mut();
-        for (i, sector) in buf.chunks(bs).enumerate() {
-            let s = lba + i as u64;
-            m.issued.push(s);
-            if m.taken < m.budget {
-                m.taken += 1;
-                let at = s as usize * bs;
-                m.data[at..at + bs].copy_from_slice(sector);
-            } else if m.cut == Cut::Error {
-                return Err(BlockError::Device { status: 1 });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Run the loader's grubenv update (`VolumeFs::write_grubenv`, as the session does) of
-/// `vars` on the one volume of `disk` (`bs`-byte sectors), over a medium taking at most
-/// `budget` sector writes. Returns the medium, the sectors issued and the loader's line.
-fn update(
-    disk: &[u8],
-    bs: u32,
-    vars: &[(String, Option<String>)],
-    budget: usize,
-    cut: Cut,
-) -> (Vec<u8>, Vec<u64>, Result<String, String>) {
-    let m = Rc::new(RefCell::new(Medium { data: disk.to_vec(), budget, cut, issued: Vec::new(), taken: 0 }));
-    let disks = vec![Disk::new("vda".into(), "test".into(), Box::new(PowerCutDisk { m: m.clone(), bs }))];
-    let mut log = Vec::new();
-    let mut vols = volume::scan(&disks, &mut |l| log.push(l));
-    assert_eq!(vols.len(), 1, "{log:?}");
-    let mut vfs = VolumeFs {
-        disks: &disks,
-        volumes: &mut vols,
-        memdisk: None,
-        current: Root::Volume(0),
-        trust: Rc::new(Trust::default()),
-        refusals: Vec::new(),
-    };
-    let w = EnvWrite { file: ENV.into(), device: None, path: ENV.into(), vars: vars.to_vec(), at: "test:1".into() };
-    let mut r = vfs.write_grubenv(&[&w]);
-    assert_eq!(r.len(), 1);
-    let r = r.remove(0);
-    drop(vols);
-    drop(disks);
-    let m = Rc::try_unwrap(m).ok().expect("the disk is still in use").into_inner();
-    (m.data, m.issued, r)
 }
 
 /// The grubenv file as the loader's ext4 reader sees it in `fs`.
@@ -345,7 +247,7 @@ fn power_cuts(test: &str, l: &Layout, old: &[u8], vars: &[(String, Option<String
         at >= l.part + blk * bs && at + sector <= l.part + (blk + 1) * bs
     };
     // An unlimited run: how many sector writes the update issues.
-    let (done, issued, r) = update(&disk, l.sector, vars, usize::MAX, Cut::Error);
+    let (done, issued, r) = update(&disk, l.sector, ENV, vars, usize::MAX, Cut::Error);
     let total = issued.len();
     assert!(r.as_ref().is_ok_and(|m| m.contains(": saved ")), "{}: {r:?}", l.name);
     assert!(total >= 1, "{}: nothing written", l.name);
@@ -355,7 +257,7 @@ fn power_cuts(test: &str, l: &Layout, old: &[u8], vars: &[(String, Option<String
     for cut in [Cut::Error, Cut::LosePower] {
         for n in 0..=total {
             let tag = format!("{name}-{cut:?}-{n}");
-            let (medium, issued, r) = update(&disk, l.sector, vars, n, cut);
+            let (medium, issued, r) = update(&disk, l.sector, ENV, vars, n, cut);
             runs += 1;
             assert!(issued.iter().all(|&s| inside(s)), "{tag}: wrote sectors {issued:?} outside block {blk}");
             assert!(issued.len() <= total, "{tag}: {} sectors issued", issued.len());
@@ -437,7 +339,7 @@ fn every_corpus_grubenv_update_is_one_sector() {
         // All but the last (a delete of what the first sets) at once.
         let vars: Vec<_> = typical_writes()[..3].concat();
         let new = grubenv::update(&old, &vars).unwrap();
-        let (medium, issued, r) = update(&fs, 512, &vars, usize::MAX, Cut::Error);
+        let (medium, issued, r) = update(&fs, 512, ENV, &vars, usize::MAX, Cut::Error);
         assert!(r.as_ref().is_ok_and(|m| m.contains(": saved ")), "{name}: {r:?}");
         assert_eq!(issued.len(), usize::from(new != old), "{name}");
         assert_eq!(read_loader(&medium), new, "{name}");
@@ -676,7 +578,7 @@ fn refuses_a_change_spanning_two_sectors() {
         let name = format!("two-sectors-{}", l.name);
         let fs = mkfs(&name, l.tool, l.size, &old, l.opts);
         let disk = disk_of(&name, l, &fs);
-        let (medium, issued, r) = update(&disk, l.sector, &vars, usize::MAX, Cut::Error);
+        let (medium, issued, r) = update(&disk, l.sector, ENV, &vars, usize::MAX, Cut::Error);
         if l.sector >= 1024 {
             // One sector holds the whole block: written.
             assert!(r.is_ok(), "{}: {r:?}", l.name);
@@ -714,61 +616,4 @@ fn a_read_only_disk_says_so() {
     let ino = e.lookup(ENV).unwrap();
     let new = grubenv::update(&small_env(), &changes(&[("next_entry", Some(""))])).unwrap();
     assert_eq!(e.write_in_place(&ino, 0, &new).unwrap_err().to_string(), "ext4: the device is read-only");
-}
-
-/// A FAT32 filesystem (mkfs.vfat + mtools) holding `env` at [`ENV`].
-fn fat_with(name: &str, env: &[u8]) -> Vec<u8> {
-    let d = tmp();
-    let img = d.join(format!("{name}.fat"));
-    let envf = d.join(format!("{name}.env"));
-    std::fs::write(&envf, env).unwrap();
-    let _ = std::fs::remove_file(&img);
-    let run = |c: &mut Command| {
-        let out = c.output().unwrap();
-        assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(sbin("mkfs.vfat").args(["-F", "32", "-C"]).arg(&img).arg("40000"));
-    run(Command::new("mmd").arg("-i").arg(&img).args(["::/boot", "::/boot/grub"]));
-    run(Command::new("mcopy").arg("-i").arg(&img).arg(&envf).arg("::/boot/grub/grubenv"));
-    std::fs::read(&img).unwrap()
-}
-
-/// The filesystems other than ext4 keep the same rule through `update_env_file`: a change
-/// that spans two 512-byte sectors is refused with nothing written, and a one-sector
-/// change leaves old or new at every power cut (their writers rewrite the unchanged sector
-/// with its own bytes, which a cut cannot tear).
-#[test]
-fn fat_grubenv_is_old_or_new_too() {
-    let old = env_block(&[("next_entry", "once"), ("kernelopts", &"quiet splash ".repeat(40))]);
-    let two = changes(&[("next_entry", None)]);
-    let fs = fat_with("fat-two", &old);
-    let (medium, issued, r) = update(&fs, 512, &two, usize::MAX, Cut::Error);
-    let e = r.unwrap_err();
-    assert!(e.contains("not saved: the change spans 2 disk sectors"), "{e}");
-    assert!(issued.is_empty() && medium == fs, "{issued:?}");
-
-    let old = env_block(&[("next_entry", "once"), ("saved_entry", "0")]);
-    let one = changes(&[("next_entry", None)]);
-    let new = grubenv::update(&old, &one).unwrap();
-    let fs = fat_with("fat-one", &old);
-    let (_, issued, r) = update(&fs, 512, &one, usize::MAX, Cut::Error);
-    assert!(r.is_ok(), "{r:?}");
-    let file_of = |disk: &[u8]| {
-        let mut f = rxen_loader::fs::fat::mount(Box::new(VecDisk::new(disk.to_vec(), 512))).unwrap();
-        let n = f.lookup(ENV).unwrap();
-        let mut b = vec![0u8; n.size as usize];
-        assert_eq!(f.read_at(&n, 0, &mut b).unwrap(), b.len());
-        b
-    };
-    for cut in [Cut::Error, Cut::LosePower] {
-        for budget in 0..=issued.len() {
-            let (medium, _, _) = update(&fs, 512, &one, budget, cut);
-            let got = file_of(&medium);
-            assert!(got == old || got == new, "{cut:?} after {budget} sectors: a torn grubenv");
-            let p = tmp().join("fat-check.img");
-            std::fs::write(&p, &medium).unwrap();
-            let out = sbin("fsck.vfat").arg("-n").arg(&p).output().unwrap();
-            assert!(out.status.success(), "fsck.vfat: {}", String::from_utf8_lossy(&out.stdout));
-        }
-    }
 }

@@ -4,6 +4,8 @@
 //! filesystem, through the registry's [`Filesystem`] seam, with the tree it was made from.
 #![allow(dead_code)]
 
+pub mod powercut;
+
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 

@@ -25,7 +25,10 @@ pub const FMT_EXTENTS: u8 = 2;
 pub const FMT_BTREE: u8 = 3;
 // di_flags
 const DIFLAG_REALTIME: u16 = 0x1;
+pub const DIFLAG_IMMUTABLE: u16 = 0x8;
+pub const DIFLAG_APPEND: u16 = 0x10;
 // di_flags2
+pub const DIFLAG2_REFLINK: u64 = 1 << 1;
 const DIFLAG2_NREXT64: u64 = 1 << 4;
 
 const S_IFMT: u16 = 0o170000;
@@ -44,6 +47,10 @@ pub struct Inode {
     pub nextents: u64,
     /// The data fork's bytes: extent records, the btree root, or local data.
     pub fork: Vec<u8>,
+    /// `di_flags` and (v3 inodes) `di_flags2`: what [`super::Xfs::write_in_place`] must
+    /// respect (immutable, append-only, shared extents).
+    pub flags: u16,
+    pub flags2: u64,
 }
 
 impl Inode {
@@ -99,7 +106,16 @@ pub fn parse(sb: &Superblock, ino: u64, raw: &[u8]) -> Result<Inode, FsError> {
     if size > i64::MAX as u64 {
         return corrupt("file size");
     }
-    Ok(Inode { ino, mode: be16(raw, 2), format: raw[5], size, nextents, fork: raw[core..core + fork_len].to_vec() })
+    Ok(Inode {
+        ino,
+        mode: be16(raw, 2),
+        format: raw[5],
+        size,
+        nextents,
+        fork: raw[core..core + fork_len].to_vec(),
+        flags,
+        flags2,
+    })
 }
 
 /// `xfs_dsymlink_hdr.sl_magic`: "XSLM".

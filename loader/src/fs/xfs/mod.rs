@@ -79,6 +79,9 @@ pub struct Xfs<D: BlockDevice> {
     /// The block map of the inode read last (files are read in several calls).
     map_cache: Option<(u64, Vec<Extent>)>,
     warnings: Vec<String>,
+    /// The log is known to be clean (unmounted cleanly): the metadata read is the
+    /// filesystem's last word, so a block the reader finds in a file is the file's.
+    log_clean: bool,
 }
 
 impl<D: BlockDevice> Xfs<D> {
@@ -95,12 +98,13 @@ impl<D: BlockDevice> Xfs<D> {
         if sb.dblocks.saturating_mul(u64::from(sb.block_size)) > dev.size_bytes() {
             return Err(FsError::Corrupt { fs: FS, what: "filesystem is larger than the device", at: sb.dblocks });
         }
-        let mut fs = Xfs { dev, sb, map_cache: None, warnings: Vec::new() };
+        let mut fs = Xfs { dev, sb, map_cache: None, warnings: Vec::new(), log_clean: false };
         if fs.read_inode(fs.sb.rootino)?.kind() != NodeKind::Dir {
             return Err(FsError::Corrupt { fs: FS, what: "root inode is not a directory", at: fs.sb.rootino });
         }
-        if let Some(w) = log::check(&mut fs.dev, &fs.sb) {
-            fs.warnings.push(w);
+        match log::check(&mut fs.dev, &fs.sb) {
+            Some(w) => fs.warnings.push(w),
+            None => fs.log_clean = true,
         }
         Ok(fs)
     }
@@ -222,12 +226,34 @@ impl<D: BlockDevice> Xfs<D> {
 
     /// Overwrite bytes `offset..offset + data.len()` of regular file `inode` where they are
     /// stored, as GRUB's `save_env` does: no allocation, no metadata change. Refused
-    /// (nothing written) unless the bytes are inside the file, in written extents. The
-    /// bytes are read back and compared.
+    /// (nothing written) unless the bytes are inside the file, in written extents, and
+    /// the write is one Linux would make the same way: the log is clean (a replay could
+    /// move the file's blocks), every read-only-compatible feature is known, and the file
+    /// is neither immutable, nor append-only, nor reflinked (its blocks may be another
+    /// file's too, which XFS would copy on write). The bytes are read back and compared.
     pub fn write_in_place(&mut self, inode: &Inode, offset: u64, data: &[u8]) -> Result<(), FsError> {
         let refuse = |what| Err(FsError::Unsupported { fs: FS, what });
         if inode.kind() != NodeKind::File || inode.format == inode::FMT_LOCAL {
             return refuse("rewriting anything but a regular file's blocks in place");
+        }
+        if !self.log_clean {
+            return refuse(
+                "writing in place while the log is not known to be clean (a log replay could give the file's blocks to another file)",
+            );
+        }
+        if self.sb.ro_compat & !sb::RO_COMPAT_KNOWN != 0 {
+            return refuse("writing in place with a read-only-compatible feature newer than this writer");
+        }
+        if inode.flags & inode::DIFLAG_IMMUTABLE != 0 {
+            return refuse("writing in place to an immutable file (chattr +i)");
+        }
+        if inode.flags & inode::DIFLAG_APPEND != 0 {
+            return refuse("writing in place to an append-only file (chattr +a)");
+        }
+        if inode.flags2 & inode::DIFLAG2_REFLINK != 0 {
+            return refuse(
+                "writing in place to a reflinked file (its blocks may be shared with a copy, which XFS would copy on write)",
+            );
         }
         let Some(end) = offset.checked_add(data.len() as u64).filter(|&e| e <= inode.size) else {
             return refuse("writing past the end of a file");

@@ -29,6 +29,15 @@ pub const INCOMPAT_NEEDSREPAIR: u32 = 1 << 4;
 pub const INCOMPAT_NREXT64: u32 = 1 << 5;
 pub const INCOMPAT_EXCHRANGE: u32 = 1 << 6;
 pub const INCOMPAT_PARENT: u32 = 1 << 7;
+// sb_features_ro_compat (v5): the free inode btree, the reverse-mapping btree, reflink
+// (the refcount btree), counts in the inode btree roots.
+pub const RO_COMPAT_FINOBT: u32 = 1 << 0;
+pub const RO_COMPAT_RMAPBT: u32 = 1 << 1;
+pub const RO_COMPAT_REFLINK: u32 = 1 << 2;
+pub const RO_COMPAT_INOBTCNT: u32 = 1 << 3;
+/// Every read-only-compatible feature known to leave a file's written extents alone
+/// when their bytes are rewritten in place (none of them indexes or checksums data).
+pub const RO_COMPAT_KNOWN: u32 = RO_COMPAT_FINOBT | RO_COMPAT_RMAPBT | RO_COMPAT_REFLINK | RO_COMPAT_INOBTCNT;
 /// Every incompat feature whose on-disk change this reader understands (none of them
 /// changes where file bytes or directory entries are, except ftype and nrext64, which
 /// it reads).
@@ -59,6 +68,8 @@ pub struct Superblock {
     pub fname: [u8; 12],
     pub dirblklog: u8,
     pub incompat: u32,
+    /// `sb_features_ro_compat` (0 on v4).
+    pub ro_compat: u32,
     pub log_incompat: u32,
     /// Directory entries carry a file type byte.
     pub ftype: bool,
@@ -148,6 +159,7 @@ impl Superblock {
             fname: raw[108..120].try_into().unwrap_or([0; 12]),
             dirblklog,
             incompat: 0,
+            ro_compat: 0,
             log_incompat: 0,
             ftype: false,
         };
@@ -157,6 +169,7 @@ impl Superblock {
             }
             sb.ftype = versionnum & VERSION_MOREBITSBIT != 0 && be32(raw, 200) & VERSION2_FTYPE != 0;
         } else {
+            sb.ro_compat = be32(raw, 212);
             sb.incompat = be32(raw, 216);
             sb.log_incompat = be32(raw, 220);
             if sb.incompat & !INCOMPAT_KNOWN != 0 {
