@@ -258,7 +258,7 @@ impl ConfigFs for VolumeFs<'_, '_> {
             SearchBy::Label => SearchKey::Label(value.to_string()),
             SearchBy::File => SearchKey::File(value.to_string()),
         };
-        volume::search(self.volumes, &key).ok().map(|i| self.volumes[i].name.clone())
+        volume::search(self.disks, self.volumes, &key).ok().map(|i| self.volumes[i].name.clone())
     }
 }
 
@@ -374,6 +374,14 @@ pub fn load_config(
             Root::Memdisk => "memdisk".to_string(),
             Root::Volume(v) => files.volumes[*v].name.clone(),
         };
+        // A disk that gave up: its cached metadata could still find a configuration
+        // whose kernel cannot be read.
+        if let Root::Volume(v) = src
+            && let Some(why) = crate::volume::unusable(files.disks, &files.volumes[v].info)
+        {
+            errors.push(why);
+            continue;
+        }
         let mut refusals = Vec::new();
         let mut found = {
             let mut fs = VolumeFs::of(files, src.clone());

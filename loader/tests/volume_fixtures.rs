@@ -72,9 +72,9 @@ fn rhel_disk_boot_partition_and_root_lv() {
     assert_eq!((root.disk, root.start_lba, root.num_blocks), (0, 41 * 2048 + 2048, 24 * 2048));
     check(root, "11111111-0000-4000-8000-000000000002", "rhel-root", "tree-root");
     assert!(log.iter().any(|m| m.starts_with("(lvm/rhel-swap): ")), "{log:?}");
-    let found = volume::search(&mut vols, &SearchKey::File("/etc/hostname".into()));
+    let found = volume::search(&[], &mut vols, &SearchKey::File("/etc/hostname".into()));
     assert_eq!(found.ok().map(|i| vols[i].name.as_str()), Some("lvm/rhel-root"));
-    let found = volume::search(&mut vols, &SearchKey::FsUuid("11111111-0000-4000-8000-000000000002".into()));
+    let found = volume::search(&[], &mut vols, &SearchKey::FsUuid("11111111-0000-4000-8000-000000000002".into()));
     assert_eq!(found.ok().map(|i| vols[i].name.as_str()), Some("lvm/rhel-root"));
 }
 

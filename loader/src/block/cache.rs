@@ -161,6 +161,9 @@ impl<D: BlockDevice> BlockDevice for CachedDevice<D> {
     fn release(&mut self) -> Result<(), alloc::string::String> {
         self.dev.release()
     }
+    fn unusable(&self) -> Option<&'static str> {
+        self.dev.unusable()
+    }
     /// Write through; the cached chunks the write touches are dropped (the next read
     /// loads them from the device again).
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {

@@ -74,6 +74,14 @@ pub trait BlockDevice {
     fn release(&mut self) -> Result<(), alloc::string::String> {
         Ok(())
     }
+
+    /// Why the device can serve no more requests (a Xen ring or virtio queue given up
+    /// after a timeout), or `None`. Caches above it may still answer from memory: a
+    /// search or configuration lookup asks this first, so that it does not choose a
+    /// volume whose files can no longer be read.
+    fn unusable(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
@@ -92,6 +100,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn release(&mut self) -> Result<(), alloc::string::String> {
         (**self).release()
     }
+    fn unusable(&self) -> Option<&'static str> {
+        (**self).unusable()
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
@@ -109,6 +120,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
     fn release(&mut self) -> Result<(), alloc::string::String> {
         (**self).release()
+    }
+    fn unusable(&self) -> Option<&'static str> {
+        (**self).unusable()
     }
 }
 
@@ -148,6 +162,9 @@ impl BlockDevice for SharedDisk {
     }
     fn release(&mut self) -> Result<(), alloc::string::String> {
         self.0.try_borrow_mut().map_err(|_| alloc::string::String::from("disk in use"))?.release()
+    }
+    fn unusable(&self) -> Option<&'static str> {
+        self.0.try_borrow().ok()?.unusable()
     }
 }
 

@@ -313,6 +313,9 @@ impl<D: BlockDevice> BlockDevice for PartitionDevice<D> {
         let disk_lba = self.disk_lba(lba, buf.len())?;
         self.dev.write_blocks(disk_lba, buf)
     }
+    fn unusable(&self) -> Option<&'static str> {
+        self.dev.unusable()
+    }
 }
 
 impl<D: BlockDevice> PartitionDevice<D> {

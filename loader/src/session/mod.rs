@@ -548,7 +548,7 @@ impl<'a> Session<'_, 'a> {
     ) -> Result<Option<LaunchPlan>, BootError> {
         let mut logs = Vec::new();
         match &step.kind {
-            StepKind::Search(key) => match volume::search(volumes, key) {
+            StepKind::Search(key) => match volume::search(disks, volumes, key) {
                 Ok(v) => {
                     say!(self.con, "root is now ({})", volumes[v].name);
                     self.trace.steps.push((label.into(), format!("root is now ({})", volumes[v].name)));

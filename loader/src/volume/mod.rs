@@ -375,10 +375,34 @@ pub fn scan(disks: &[Disk], log: &mut dyn FnMut(String)) -> Vec<Volume> {
 /// (a file search whose lookup failed for another reason than "not there": a broken
 /// directory, a read error), as `(xvda,gpt1): CAUSE`, so that a "no volume matches" names
 /// them.
-pub fn search(vols: &mut [Volume], key: &SearchKey) -> Result<usize, Vec<String>> {
-    let eq_ci = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+pub fn search(disks: &[Disk], vols: &mut [Volume], key: &SearchKey) -> Result<usize, Vec<String>> {
     let mut unreadable = Vec::new();
-    let found = vols.iter_mut().position(|v| match key {
+    let found = vols.iter_mut().position(|v| {
+        if let Some(why) = unusable(disks, &v.info) {
+            unreadable.push(why);
+            return false;
+        }
+        matches(v, key, &mut unreadable)
+    });
+    found.ok_or(unreadable)
+}
+
+/// Why volume `v` can no longer be read: the disk holding it gave up (a Xen ring or
+/// virtio queue that timed out), though caches may still answer lookups. `None` for a
+/// volume spread over several disks (md, LVM): its reads go through its members, and a
+/// mirror may still have a good one.
+pub fn unusable(disks: &[Disk], v: &VolumeInfo) -> Option<String> {
+    if v.layout.is_some() {
+        return None;
+    }
+    let why = disks.get(v.disk)?.dev.unusable()?;
+    Some(alloc::format!("({}): the device is unusable: {why}", v.name))
+}
+
+/// Whether volume `v` matches `key`; lookup errors other than "not there" go to `unreadable`.
+fn matches(v: &mut Volume, key: &SearchKey, unreadable: &mut Vec<String>) -> bool {
+    let eq_ci = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match key {
         SearchKey::FsUuid(u) => eq_ci(&v.info.fs_uuid, u),
         SearchKey::Label(l) => &v.info.label == l,
         SearchKey::PartUuid(u) => v.info.part_uuid.as_deref().is_some_and(|p| eq_ci(p, u)),
@@ -391,8 +415,7 @@ pub fn search(vols: &mut [Volume], key: &SearchKey) -> Result<usize, Vec<String>
                 false
             }
         },
-    });
-    found.ok_or(unreadable)
+    }
 }
 
 /// Guest memory to read files into.
@@ -583,10 +606,45 @@ mod search_tests {
         let io = Err(FsError::Io { fs: "ext4", err: BlockError::Timeout });
         let key = SearchKey::File("/boot/vmlinuz".into());
         let mut vols = [vol("xvda,gpt1", io), vol("xvda,gpt2", Err(FsError::NotFound { fs: "ext4" }))];
-        let why = search(&mut vols, &key).unwrap_err();
+        let why = search(&[], &mut vols, &key).unwrap_err();
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].starts_with("(xvda,gpt1): ext4: "), "{why:?}");
         let mut vols = [vol("xvda,gpt1", io), vol("xvda,gpt2", file)];
-        assert_eq!(search(&mut vols, &key), Ok(1));
+        assert_eq!(search(&[], &mut vols, &key), Ok(1));
+    }
+
+    /// A disk that gave up (a ring that timed out) is skipped by every search, by name,
+    /// even when the volume's cached metadata still finds the file.
+    #[test]
+    fn search_skips_a_disk_that_gave_up() {
+        struct GaveUp;
+        impl BlockDevice for GaveUp {
+            fn block_size(&self) -> u32 {
+                512
+            }
+            fn num_blocks(&self) -> u64 {
+                8
+            }
+            fn read_blocks(&mut self, _: u64, _: &mut [u8]) -> Result<(), BlockError> {
+                Err(BlockError::Broken("a request timed out"))
+            }
+            fn unusable(&self) -> Option<&'static str> {
+                Some("a request timed out")
+            }
+        }
+        let disks = [
+            Disk::new("xvda".into(), "test".into(), Box::new(GaveUp)),
+            Disk::new("xvdb".into(), "test".into(), Box::new(crate::block::VecDisk::new(vec![0; 4096], 512))),
+        ];
+        let file = || Ok(Node { id: 2, kind: NodeKind::File, size: 1 });
+        let mut on_b = vol("xvdb,gpt1", file());
+        on_b.info.disk = 1;
+        let mut vols = [vol("xvda,gpt1", file()), on_b];
+        for key in [SearchKey::File("/boot/vmlinuz".into()), SearchKey::FsUuid(String::new())] {
+            assert_eq!(search(&disks, &mut vols, &key), Ok(1), "{key:?}");
+        }
+        let mut vols = [vol("xvda,gpt1", file())];
+        let why = search(&disks, &mut vols, &SearchKey::File("/boot/vmlinuz".into())).unwrap_err();
+        assert_eq!(why, ["(xvda,gpt1): the device is unusable: a request timed out"]);
     }
 }

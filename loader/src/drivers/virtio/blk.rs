@@ -279,6 +279,10 @@ impl<T: Transport> BlockDevice for VirtioBlk<T> {
         }
         self.transfer(lba, buf.as_ptr() as u64, buf.len(), true)
     }
+
+    fn unusable(&self) -> Option<&'static str> {
+        self.broken
+    }
 }
 
 impl<T: Transport> VirtioBlk<T> {

@@ -18,10 +18,13 @@
 //! reuses. So on a timeout every grant of every request in flight is ended
 //! (`gnttab::end_access`, which fails while the backend still has the page mapped,
 //! `GTF_reading`/`GTF_writing`), retried for [`GRACE_MS`]; pages still mapped after that
-//! stay granted for good: the loader's own (bounce, indirect) are leaked, the caller's go
-//! into [`mem::QUARANTINE`], which every allocator of guest RAM skips. The device is
-//! then unusable ([`BlockError::Broken`]): its ring still holds requests the backend may
-//! answer late, so slot ids could be confused. Only reads larger than the bounce buffer
+//! stay out of use for good: the loader's own (bounce, indirect) are leaked, the caller's
+//! go into [`mem::QUARANTINE`], which every allocator of guest RAM skips and the kernel's
+//! memory map reserves. Their grants are ended at [`BlkFront::release`], once the backend
+//! is Closed (it has unmapped everything then). The device is then unusable
+//! ([`BlockError::Broken`], [`BlockDevice::unusable`], which searches and configuration
+//! lookups ask so as not to choose its volumes from cached metadata): its ring still holds
+//! requests the backend may answer late, so slot ids could be confused. Only reads larger than the bounce buffer
 //! go straight into the caller's buffer (kernels, initrds: guest RAM from the region
 //! allocator); smaller ones, which land in heap memory the allocator cannot quarantine,
 //! are bounced. The same holds for a grant still mapped when its response arrives (a
@@ -209,6 +212,10 @@ pub struct BlkFront {
     /// Grants found still mapped when their request completed, to settle before the
     /// buffer goes back to the caller.
     stuck: Vec<Granted>,
+    /// Grants still mapped after [`GRACE_MS`], their pages out of use for good; ended at
+    /// [`BlkFront::release`] once the backend is Closed (it has unmapped everything then),
+    /// so that no grant outlives the handoff.
+    stranded: Vec<Granted>,
     released: bool,
     /// The ring keys were published (a backend may map the ring).
     published: bool,
@@ -278,6 +285,7 @@ impl BlkFront {
             inflight: Vec::new(),
             bounce,
             stuck: Vec::new(),
+            stranded: Vec::new(),
             released: false,
             published: false,
             broken: None,
@@ -582,8 +590,10 @@ impl BlkFront {
         if let Some(p) = self.indirect_pages.as_mut() {
             p.leaked |= indirect;
         }
-        // The refs stay allocated: gnttab::outstanding() counts them at handoff.
-        stuck.len()
+        // The refs stay allocated until release ends them (the pages stay out of use).
+        let n = stuck.len();
+        self.stranded.extend(stuck);
+        n
     }
 
     /// A request timed out: take back every grant the ring still holds, and give up on the
@@ -765,6 +775,10 @@ impl BlockDevice for BlkFront {
         Ok(())
     }
 
+    fn unusable(&self) -> Option<&'static str> {
+        if self.released { Some("the disk was handed back to Xen") } else { self.broken }
+    }
+
     fn release(&mut self) -> Result<(), String> {
         use xenbus_state::*;
         if self.released && self.port == 0 {
@@ -776,6 +790,9 @@ impl BlockDevice for BlkFront {
             self.wait_backend("Closing", |s| s == CLOSING || s == CLOSED, |_| false)?;
             self.set_state(CLOSED)?;
             self.wait_backend("Closed", |s| s == CLOSED, |_| false)?;
+            // Closed: the backend unmapped every page; a grant that still cannot be ended
+            // stays allocated (gnttab::outstanding() counts it at handoff).
+            self.stranded.retain(|g| !Gnttab.end_access(g.gref));
             {
                 let mut xs = self.xs.borrow_mut();
                 let fe = &self.frontend;
