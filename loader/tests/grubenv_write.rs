@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
 
-use common::powercut::{Cut, Medium, PowerCutDisk, sbin, update};
+use common::powercut::{Cut, Medium, PowerCutDisk, changes, env_block, same, sbin, update};
 use rxen_loader::block::{SliceDisk, VecDisk};
 use rxen_loader::config::grubenv;
 use rxen_loader::fs::ext4::Ext4;
@@ -32,12 +32,6 @@ fn tmp() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rxen-grubenv-write-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A 1024-byte GRUB environment block holding `vars` (as `grub-editenv` makes it).
-fn env_block(vars: &[(&str, &str)]) -> Vec<u8> {
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    grubenv::create(grubenv::BLOCK_SIZE, &vars).unwrap()
 }
 
 /// An ext2/3/4 image of `size` made by `tool` from a tree holding `/boot/grub/grubenv`
@@ -118,10 +112,6 @@ fn data_block(fs: &mut Vec<u8>) -> (u64, u64) {
     (blk, 1024 << bs)
 }
 
-fn changes(v: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-    v.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect()
-}
-
 /// The grubenv file as the loader's ext4 reader sees it in `fs`.
 fn read_loader(fs: &[u8]) -> Vec<u8> {
     let mut e = Ext4::open(SliceDisk::new(fs, 512)).unwrap();
@@ -145,16 +135,6 @@ fn read_e2fsprogs(fs: &[u8], tag: &str) -> (Vec<u8>, Result<(), String>) {
     };
     let _ = std::fs::remove_file(&p);
     (cat.stdout, verdict)
-}
-
-/// `got` is `want`, byte for byte; the message shows both as text.
-fn same(got: &[u8], want: &[u8], what: &str) {
-    assert!(
-        got == want,
-        "{what}:\n got: {:?}\nwant: {:?}",
-        String::from_utf8_lossy(got).trim_end_matches('#'),
-        String::from_utf8_lossy(want).trim_end_matches('#')
-    );
 }
 
 /// One layout for the power-cut runs: a filesystem image, where it sits on the disk, the

@@ -19,7 +19,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::powercut::{Cut, sbin, update};
+use common::powercut::{Cut, changes, env_block, same, sbin, update};
 use rxen_loader::config::grubenv;
 
 const ENV: &str = "/boot/grub/grubenv";
@@ -175,24 +175,6 @@ fn loader_view(fs: &[u8], sector: u32) -> Vec<u8> {
     let mut b = vec![0u8; n.size as usize];
     assert_eq!(f.read_at(&n, 0, &mut b).unwrap(), b.len());
     b
-}
-
-fn same(got: &[u8], want: &[u8], what: &str) {
-    assert!(
-        got == want,
-        "{what}:\n got: {:?}\nwant: {:?}",
-        String::from_utf8_lossy(got).trim_end_matches('#'),
-        String::from_utf8_lossy(want).trim_end_matches('#')
-    );
-}
-
-fn changes(v: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-    v.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect()
-}
-
-fn env_block(vars: &[(&str, &str)]) -> Vec<u8> {
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    grubenv::create(grubenv::BLOCK_SIZE, &vars).unwrap()
 }
 
 /// Every power cut of the update of `vars` (old -> new) on layout `l`. Returns the runs.

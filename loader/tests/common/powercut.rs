@@ -16,6 +16,27 @@ use rxen_loader::config::menu::EnvWrite;
 use rxen_loader::trust::Trust;
 use rxen_loader::volume::{self, Disk};
 
+/// A 1024-byte GRUB environment block holding `vars` (as `grub-editenv` makes it).
+pub fn env_block(vars: &[(&str, &str)]) -> Vec<u8> {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    rxen_loader::config::grubenv::create(rxen_loader::config::grubenv::BLOCK_SIZE, &vars).unwrap()
+}
+
+/// Variables to set (`Some`) or unset (`None`), as the update takes them.
+pub fn changes(v: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    v.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect()
+}
+
+/// `got` is `want`, byte for byte; the message shows both as text.
+pub fn same(got: &[u8], want: &[u8], what: &str) {
+    assert!(
+        got == want,
+        "{what}:\n got: {:?}\nwant: {:?}",
+        String::from_utf8_lossy(got).trim_end_matches('#'),
+        String::from_utf8_lossy(want).trim_end_matches('#')
+    );
+}
+
 /// `tool` from the system directories (a user's PATH may lack /usr/sbin).
 pub fn sbin(tool: &str) -> Command {
     for dir in ["/usr/sbin", "/sbin", "/usr/bin"] {
